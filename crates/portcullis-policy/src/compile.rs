@@ -1,0 +1,732 @@
+//! Raw policy -> compiled [`Policy`], collecting every diagnostic on the way.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+use ipnet::IpNet;
+
+use crate::Environment;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::disclosure::Disclosure;
+use crate::headers::{self, HeaderRule, NotSet};
+use crate::key_path::{self, KeyPath};
+use crate::lints;
+use crate::policy::*;
+use crate::raw::*;
+use crate::route::PathPattern;
+
+/// Settings that come from outside the file (command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Compile for this environment instead of the file's `environment`.
+    pub environment: Option<Environment>,
+}
+
+/// A successfully compiled policy and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub policy: Policy,
+    pub warnings: Diagnostics,
+}
+
+/// Compiles policy source text. `origin` names the file in diagnostics.
+pub fn compile(
+    origin: &Path,
+    text: &str,
+    options: &CompileOptions,
+) -> Result<Compiled, Diagnostics> {
+    let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    let mut diags: Vec<Diagnostic> = syntax_errors
+        .iter()
+        .map(|e| serde_diagnostic(doc.get_ref(), e))
+        .collect();
+    if !diags.is_empty() {
+        return Err(finish(origin, text, doc.get_ref(), diags));
+    }
+
+    let raw = read_sections(doc.get_ref(), &mut diags);
+    let mut cx = Cx { diags };
+    let policy = build(&mut cx, raw, options);
+    if let Some(policy) = &policy {
+        cx.diags.extend(lints::lint(policy));
+    }
+    let has_errors = cx.diags.iter().any(Diagnostic::is_error);
+    let diags = finish(origin, text, doc.get_ref(), cx.diags);
+    match policy {
+        Some(policy) if !has_errors => Ok(Compiled {
+            policy,
+            warnings: diags,
+        }),
+        _ => Err(diags),
+    }
+}
+
+/// Deserialises the raw policy one top-level section (and one `[[route]]`) at a time.
+fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> RawPolicy {
+    let mut raw = RawPolicy::default();
+    for (key, value) in doc.iter() {
+        let name = key.get_ref().as_ref();
+        let path = KeyPath::root().key(name);
+        let ok = match name {
+            "environment" => section(doc, &path, value, diags).map(|v| raw.environment = v),
+            "server" => section(doc, &path, value, diags).map(|v| raw.server = v),
+            "upstream" => section(doc, &path, value, diags).map(|v| raw.upstream = v),
+            "correlation-id" => section(doc, &path, value, diags).map(|v| raw.correlation_id = v),
+            "errors" => section(doc, &path, value, diags).map(|v| raw.errors = v),
+            "logging" => section(doc, &path, value, diags).map(|v| raw.logging = v),
+            "headers" => section(doc, &path, value, diags).map(|v| raw.headers = v),
+            "default-route" => section(doc, &path, value, diags).map(|v| raw.default_route = v),
+            "disclosure" => section(doc, &path, value, diags).map(|v| raw.disclosure = v),
+            "route" => match value.get_ref() {
+                toml::de::DeValue::Array(items) => {
+                    let mut all = Some(());
+                    for (i, item) in items.iter().enumerate() {
+                        match section(doc, &path.index(i), item, diags) {
+                            Some(route) => raw.route.push(route),
+                            None => {
+                                raw.route.push(RawRoute::default());
+                                all = None;
+                            }
+                        }
+                    }
+                    all
+                }
+                _ => section::<Vec<RawRoute>>(doc, &path, value, diags).map(|v| raw.route = v),
+            },
+            _ => {
+                diags.push(unknown_key(path));
+                Some(())
+            }
+        };
+        if ok.is_none() {
+            raw.failed.push(name.to_owned());
+        }
+    }
+    raw
+}
+
+/// Deserialises one value, reporting unknown keys inside it and its first type error.
+fn section<T: serde::de::DeserializeOwned>(
+    doc: &toml::de::DeTable<'_>,
+    path: &KeyPath,
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let deserializer = toml::de::ValueDeserializer::from(value.clone());
+    let result = serde_ignored::deserialize(deserializer, |inner| {
+        let mut full = path.clone();
+        for segment in KeyPath::from_ignored(&inner).segments() {
+            full = match segment {
+                crate::key_path::Segment::Key(k) => full.key(k.clone()),
+                crate::key_path::Segment::Index(i) => full.index(*i),
+            };
+        }
+        diags.push(unknown_key(full));
+    });
+    match result {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diags.push(serde_diagnostic(doc, &e));
+            None
+        }
+    }
+}
+
+fn unknown_key(path: KeyPath) -> Diagnostic {
+    Diagnostic::error(path, "unknown key").with_help(
+        "a misspelt key would silently weaken the policy, so unknown keys are errors; docs/policy.md lists every key",
+    )
+}
+
+fn serde_diagnostic(doc: &toml::de::DeTable<'_>, error: &toml::de::Error) -> Diagnostic {
+    let path = error
+        .span()
+        .map(|span| key_path::path_at(doc, &span))
+        .unwrap_or_default();
+    let mut diag = Diagnostic::error(path, error.message().trim().to_owned());
+    diag.span = error.span();
+    diag
+}
+
+fn finish(
+    origin: &Path,
+    text: &str,
+    doc: &toml::de::DeTable<'_>,
+    mut diags: Vec<Diagnostic>,
+) -> Diagnostics {
+    for diag in &mut diags {
+        if diag.span.is_none() {
+            diag.span = key_path::locate(doc, &diag.path);
+        }
+    }
+    Diagnostics::new(origin, text, diags)
+}
+
+/// The diagnostics collected while building.
+struct Cx {
+    diags: Vec<Diagnostic>,
+}
+
+impl Cx {
+    fn error(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(path, message));
+    }
+
+    /// Parses a value, recording a diagnostic on failure.
+    fn parse<T>(
+        &mut self,
+        path: &KeyPath,
+        value: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(value) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(path.clone(), message);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, path: KeyPath, value: Option<&str>, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        self.parse(&path, value, |v| {
+            let d = humantime::parse_duration(v).map_err(|e| {
+                format!("`{v}` is not a duration ({e}); write e.g. \"30s\", \"10m\", \"1h\"")
+            })?;
+            if d.is_zero() {
+                return Err("a zero duration is not allowed here".to_owned());
+            }
+            Ok(d)
+        })
+        .unwrap_or(default)
+    }
+
+    fn header_name(&mut self, path: &KeyPath, name: &str) -> Option<HeaderName> {
+        self.parse(path, name, |n| {
+            // Header names are matched case-insensitively; the policy spells them in lower case.
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| format!("`{n}` is not a valid header name"))
+        })
+    }
+
+    fn environment_list(&mut self, path: &KeyPath, names: &[String]) -> Vec<Environment> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            match Environment::from_str(name) {
+                Ok(env) => out.push(env),
+                Err(e) => self.error(path.index(i), e.to_string()),
+            }
+        }
+        out
+    }
+}
+
+fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy> {
+    let root = KeyPath::root();
+    let file_env = match raw.environment.as_deref() {
+        None if raw.failed.iter().any(|f| f == "environment") => None,
+        None => {
+            cx.diags.push(
+                Diagnostic::error(root.key("environment"), "missing key `environment`")
+                    .with_help("add `environment = \"development\"` (or \"test\", \"production\") at the top of the file"),
+            );
+            None
+        }
+        Some(name) => match Environment::from_str(name) {
+            Ok(env) => Some(env),
+            Err(e) => {
+                cx.error(root.key("environment"), e.to_string());
+                None
+            }
+        },
+    };
+    let environment = options.environment.or(file_env)?;
+    let development = environment == Environment::Development;
+
+    let server = build_server(cx, raw.server.unwrap_or_default());
+    let upstream = raw.upstream.map(|u| build_upstream(cx, u));
+    let correlation_id = build_correlation(cx, raw.correlation_id.unwrap_or_default());
+
+    let errors = ErrorSettings {
+        expose_detail: raw
+            .errors
+            .and_then(|e| e.expose_detail)
+            .unwrap_or(development),
+    };
+
+    let raw_logging = raw.logging.unwrap_or_default();
+    let format = match raw_logging.format.as_deref() {
+        None if development => LogFormat::Text,
+        None => LogFormat::Json,
+        Some("json") => LogFormat::Json,
+        Some("text") => LogFormat::Text,
+        Some(other) => {
+            cx.error(
+                root.key("logging").key("format"),
+                format!("unknown log format `{other}`: expected \"json\" or \"text\""),
+            );
+            LogFormat::Json
+        }
+    };
+    let logging = LoggingSettings {
+        format,
+        access_log: raw_logging.access_log.unwrap_or(true),
+        level: raw_logging.level.unwrap_or_else(|| "info".to_owned()),
+    };
+
+    // Global headers: the built-in set (unless disabled), then the file's `set`, minus `not-set`.
+    let headers_path = root.key("headers");
+    let raw_headers = raw.headers.unwrap_or_default();
+    let mut global = if raw_headers.defaults.unwrap_or(true) {
+        headers::default_rules()
+    } else {
+        Vec::new()
+    };
+    let mut global_not_set = Vec::new();
+    apply_header_overrides(
+        cx,
+        &headers_path,
+        &raw_headers,
+        &mut global,
+        &mut global_not_set,
+    );
+    let removed_headers = match &raw_headers.remove {
+        None => headers::DEFAULT_REMOVED
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| cx.header_name(&headers_path.key("remove").index(i), n))
+            .collect(),
+    };
+
+    let default_path = root.key("default-route");
+    let default_raw = raw.default_route.unwrap_or_default();
+    if let Some(h) = &default_raw.headers {
+        check_route_headers(cx, &default_path.key("headers"), h);
+    }
+    let default_route = build_route(
+        cx,
+        &default_path,
+        "default".to_owned(),
+        Vec::new(),
+        default_raw.cache_control,
+        default_raw.reason,
+        default_raw.headers,
+        &global,
+        &global_not_set,
+    );
+
+    let mut routes = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, r) in raw.route.into_iter().enumerate() {
+        let path = root.key("route").index(i);
+        let name = match r.name {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => {
+                cx.error(path.key("name"), "every route needs a non-empty `name` (it labels the group in logs and the review page)");
+                format!("route[{i}]")
+            }
+        };
+        if name == "default" || !names.insert(name.clone()) {
+            cx.error(
+                path.key("name"),
+                format!("route name `{name}` is used twice (`default` is the default route's)"),
+            );
+        }
+        let patterns = match r.paths {
+            Some(paths) if !paths.is_empty() => paths
+                .iter()
+                .enumerate()
+                .filter_map(|(j, p)| match PathPattern::parse(p) {
+                    Ok(pat) => Some(pat),
+                    Err(e) => {
+                        cx.error(path.key("paths").index(j), format!("`{p}`: {e}"));
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                cx.error(
+                    path.key("paths"),
+                    "every route needs `paths`, a non-empty list of path patterns",
+                );
+                Vec::new()
+            }
+        };
+        if let Some(h) = &r.headers {
+            check_route_headers(cx, &path.key("headers"), h);
+        }
+        routes.push(build_route(
+            cx,
+            &path,
+            name,
+            patterns,
+            r.cache_control,
+            r.reason,
+            r.headers,
+            &global,
+            &global_not_set,
+        ));
+    }
+
+    let disclosure = raw.disclosure.and_then(|d| build_disclosure(cx, d));
+
+    Some(Policy {
+        environment,
+        server,
+        upstream,
+        correlation_id,
+        errors,
+        logging,
+        removed_headers,
+        routes,
+        default_route,
+        disclosure,
+    })
+}
+
+fn build_server(cx: &mut Cx, raw: RawServer) -> ServerSettings {
+    let path = KeyPath::root().key("server");
+    let listen = raw
+        .listen
+        .as_deref()
+        .and_then(|l| {
+            cx.parse(&path.key("listen"), l, |v| {
+                SocketAddr::from_str(v).map_err(|_| format!("`{v}` is not a socket address; write e.g. \"127.0.0.1:8080\" or \"[::]:8080\""))
+            })
+        })
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let trusted_proxies = raw
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cidr)| {
+            cx.parse(&path.key("trusted-proxies").index(i), cidr, |v| {
+                IpNet::from_str(v)
+                    .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("`{v}` is not an IP address or CIDR range"))
+            })
+        })
+        .collect();
+    let max_header_count = match raw.max_header_count {
+        None => 100,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => {
+            cx.error(
+                path.key("max-header-count"),
+                format!("{n} is out of range (1 to 10000)"),
+            );
+            100
+        }
+    };
+    ServerSettings {
+        listen,
+        header_read_timeout: cx.duration(
+            path.key("header-read-timeout"),
+            raw.header_read_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        shutdown_grace: cx.duration(
+            path.key("shutdown-grace"),
+            raw.shutdown_grace.as_deref(),
+            Duration::from_secs(30),
+        ),
+        trusted_proxies,
+        max_header_count,
+    }
+}
+
+fn build_upstream(cx: &mut Cx, raw: RawUpstream) -> UpstreamSettings {
+    let path = KeyPath::root().key("upstream");
+    let url = match raw.url.as_deref() {
+        None => {
+            cx.error(
+                path.key("url"),
+                "missing key `url` (e.g. \"http://127.0.0.1:3000\")",
+            );
+            Uri::from_static("http://127.0.0.1/")
+        }
+        Some(u) => cx
+            .parse(&path.key("url"), u, parse_upstream_url)
+            .unwrap_or_else(|| Uri::from_static("http://127.0.0.1/")),
+    };
+    let protocol = match raw.protocol.as_deref() {
+        None | Some("http1") => UpstreamProtocol::Http1,
+        Some("h2c") => UpstreamProtocol::H2c,
+        Some(other) => {
+            cx.error(
+                path.key("protocol"),
+                format!("unknown protocol `{other}`: expected \"http1\" or \"h2c\""),
+            );
+            UpstreamProtocol::Http1
+        }
+    };
+    UpstreamSettings {
+        url,
+        protocol,
+        connect_timeout: cx.duration(
+            path.key("connect-timeout"),
+            raw.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        ),
+        request_timeout: cx.duration(
+            path.key("request-timeout"),
+            raw.request_timeout.as_deref(),
+            Duration::from_secs(30),
+        ),
+        idle_timeout: cx.duration(
+            path.key("idle-timeout"),
+            raw.idle_timeout.as_deref(),
+            Duration::from_secs(90),
+        ),
+        preserve_host: raw.preserve_host.unwrap_or(false),
+    }
+}
+
+/// An upstream URL: `http://host[:port][/prefix]`, nothing else.
+pub fn parse_upstream_url(value: &str) -> Result<Uri, String> {
+    let uri = Uri::from_str(value).map_err(|e| format!("`{value}` is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err("TLS to the upstream is not supported yet; use an `http://` upstream on a private network".to_owned()),
+        _ => return Err(format!("`{value}` must be an absolute `http://` URL")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("`{value}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{value}` must not have a query string"));
+    }
+    Ok(uri)
+}
+
+fn build_correlation(cx: &mut Cx, raw: RawCorrelationId) -> CorrelationIdSettings {
+    let path = KeyPath::root().key("correlation-id");
+    let header = raw
+        .header
+        .as_deref()
+        .and_then(|h| cx.header_name(&path.key("header"), h))
+        .unwrap_or_else(|| HeaderName::from_static("x-correlation-id"));
+    let accept = match raw.accept {
+        None => vec![
+            HeaderName::from_static("x-correlation-id"),
+            HeaderName::from_static("x-request-id"),
+        ],
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| cx.header_name(&path.key("accept").index(i), n))
+            .collect(),
+    };
+    let max_length = match raw.max_length {
+        None => 128,
+        Some(n) if (8..=1024).contains(&n) => n as usize,
+        Some(n) => {
+            cx.error(
+                path.key("max-length"),
+                format!("{n} is out of range (8 to 1024)"),
+            );
+            128
+        }
+    };
+    CorrelationIdSettings {
+        header,
+        accept,
+        max_length,
+    }
+}
+
+/// Applies a `[headers]` / `[route.headers]` table's `set` and `not-set` to a rule list.
+fn apply_header_overrides(
+    cx: &mut Cx,
+    path: &KeyPath,
+    raw: &RawHeaders,
+    rules: &mut Vec<HeaderRule>,
+    not_set: &mut Vec<NotSet>,
+) {
+    for (name, spec) in &raw.set {
+        let key = path.key("set").key(name);
+        let Some(header) = cx.header_name(&key, name) else {
+            continue;
+        };
+        if headers::FORBIDDEN_TO_SET.contains(&header.as_str()) {
+            let help = if header == http::header::CACHE_CONTROL {
+                "set Cache-Control with the route's `cache-control` key"
+            } else {
+                "framing and hop-by-hop headers belong to the connection, not the policy"
+            };
+            cx.diags.push(
+                Diagnostic::error(key, format!("`{name}` cannot be set in a header posture"))
+                    .with_help(help),
+            );
+            continue;
+        }
+        if raw.not_set.contains_key(name) {
+            cx.error(
+                key.clone(),
+                format!("`{name}` is both in `set` and in `not-set`"),
+            );
+        }
+        let Some(value) = &spec.value else {
+            cx.error(key, "missing `value`");
+            continue;
+        };
+        let Some(value) = cx.parse(&key.key("value"), value, |v| {
+            HeaderValue::from_str(v).map_err(|_| {
+                "header values may not contain control characters or non-ASCII text".to_owned()
+            })
+        }) else {
+            continue;
+        };
+        let environments = spec
+            .environments
+            .as_ref()
+            .map(|e| cx.environment_list(&key.key("environments"), e));
+        rules.retain(|r| r.name != header);
+        not_set.retain(|n: &NotSet| n.name != header);
+        rules.push(HeaderRule {
+            name: header,
+            value,
+            reason: spec.reason.clone(),
+            environments,
+        });
+    }
+    for (name, reason) in &raw.not_set {
+        let key = path.key("not-set").key(name);
+        let Some(header) = cx.header_name(&key, name) else {
+            continue;
+        };
+        if reason.trim().is_empty() {
+            cx.error(
+                key.clone(),
+                "say why the header is deliberately not set: the reason is what a reviewer reads",
+            );
+        }
+        rules.retain(|r| r.name != header);
+        not_set.retain(|n| n.name != header);
+        not_set.push(NotSet {
+            name: header,
+            reason: reason.clone(),
+        });
+    }
+    rules.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    not_set.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+}
+
+/// Keys only the global `[headers]` table may have.
+fn check_route_headers(cx: &mut Cx, path: &KeyPath, raw: &RawHeaders) {
+    if raw.defaults.is_some() {
+        cx.error(
+            path.key("defaults"),
+            "`defaults` is only allowed in the global `[headers]` table",
+        );
+    }
+    if raw.remove.is_some() {
+        cx.error(
+            path.key("remove"),
+            "`remove` is only allowed in the global `[headers]` table",
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_route(
+    cx: &mut Cx,
+    path: &KeyPath,
+    name: String,
+    patterns: Vec<PathPattern>,
+    cache_control: Option<String>,
+    reason: Option<String>,
+    overrides: Option<RawHeaders>,
+    global: &[HeaderRule],
+    global_not_set: &[NotSet],
+) -> Route {
+    let mut headers = global.to_vec();
+    let mut not_set = global_not_set.to_vec();
+    if let Some(raw) = &overrides {
+        apply_header_overrides(cx, &path.key("headers"), raw, &mut headers, &mut not_set);
+    }
+    // Private by default: a path nobody thought about must not end up in a shared cache.
+    let cache_control = match cache_control {
+        None => HeaderValue::from_static("no-store"),
+        Some(v) => cx
+            .parse(&path.key("cache-control"), &v, |v| {
+                if v.trim().is_empty() {
+                    return Err("`cache-control` may not be empty".to_owned());
+                }
+                HeaderValue::from_str(v).map_err(|_| "not a valid header value".to_owned())
+            })
+            .unwrap_or_else(|| HeaderValue::from_static("no-store")),
+    };
+    Route {
+        name,
+        patterns,
+        cache_control,
+        reason,
+        headers,
+        not_set,
+    }
+}
+
+fn build_disclosure(cx: &mut Cx, raw: RawDisclosure) -> Option<Disclosure> {
+    let path = KeyPath::root().key("disclosure");
+    let contact = raw.contact.unwrap_or_default();
+    if contact.is_empty() {
+        cx.error(
+            path.key("contact"),
+            "security.txt needs at least one `contact` (RFC 9116)",
+        );
+    }
+    for (i, c) in contact.iter().enumerate() {
+        if !(c.starts_with("mailto:") || c.starts_with("https://") || c.starts_with("tel:")) {
+            cx.error(
+                path.key("contact").index(i),
+                format!("`{c}` must be a mailto:, https:// or tel: URI"),
+            );
+        }
+    }
+    let Some(expires) = raw.expires else {
+        cx.error(path.key("expires"), "security.txt needs `expires`, an RFC 3339 date-time such as 2027-06-30T00:00:00Z (RFC 9116)");
+        return None;
+    };
+    if expires.date.is_none() || expires.time.is_none() || expires.offset.is_none() {
+        cx.error(
+            path.key("expires"),
+            "`expires` must be a full date-time with an offset, e.g. 2027-06-30T00:00:00Z",
+        );
+    }
+    for (key, urls) in [
+        ("encryption", &raw.encryption),
+        ("canonical", &raw.canonical),
+    ] {
+        for (i, url) in urls.iter().flatten().enumerate() {
+            let ok = url.starts_with("https://")
+                || url.starts_with("dns:")
+                || url.starts_with("openpgp4fpr:");
+            if !ok {
+                cx.error(
+                    path.key(key).index(i),
+                    format!("`{url}` must be an https:// (or dns:, openpgp4fpr:) URI"),
+                );
+            }
+        }
+    }
+    Some(Disclosure {
+        contact,
+        expires: expires.to_string(),
+        encryption: raw.encryption.unwrap_or_default(),
+        policy: raw.policy,
+        acknowledgments: raw.acknowledgments,
+        preferred_languages: raw.preferred_languages,
+        canonical: raw.canonical.unwrap_or_default(),
+        hiring: raw.hiring,
+    })
+}

@@ -1,0 +1,161 @@
+//! Lints: settings that parse but weaken the posture. Warnings in development and test; in
+//! production the dangerous ones are errors, so a production gateway refuses to start on them.
+
+use crate::Environment;
+use crate::diagnostic::Diagnostic;
+use crate::key_path::KeyPath;
+use crate::policy::Policy;
+
+/// One year, the minimum HSTS max-age the preload list accepts.
+const ONE_YEAR: u64 = 31_536_000;
+
+pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
+    let production = policy.environment == Environment::Production;
+    // An error in production, a warning elsewhere.
+    let severe = |path: KeyPath, message: String| {
+        if production {
+            Diagnostic::error(path, message)
+        } else {
+            Diagnostic::warning(path, message)
+        }
+    };
+    let mut out = Vec::new();
+
+    if production && policy.errors.expose_detail {
+        out.push(
+            Diagnostic::error(KeyPath::root().key("errors").key("expose-detail"), "internal error detail must not be exposed in production")
+                .with_help("remove `expose-detail` or set it to false; production error bodies carry only a code, a message and the correlation ID"),
+        );
+    }
+
+    for (index, route) in policy.all_routes().enumerate() {
+        let base = route_path(policy, index);
+        for rule in &route.headers {
+            let key = || base.key("headers").key("set").key(rule.name.as_str());
+            if rule.name == "strict-transport-security" {
+                for problem in hsts_problems(rule.value.to_str().unwrap_or("")) {
+                    out.push(severe(key(), problem));
+                }
+            }
+            if rule.name == "x-frame-options" {
+                let v = rule.value.to_str().unwrap_or("").to_ascii_uppercase();
+                if v != "DENY" && v != "SAMEORIGIN" {
+                    out.push(severe(
+                        key(),
+                        format!(
+                            "X-Frame-Options `{v}` is ignored by browsers; use DENY or SAMEORIGIN"
+                        ),
+                    ));
+                }
+            }
+            if rule.name == "x-content-type-options"
+                && !rule.value.as_bytes().eq_ignore_ascii_case(b"nosniff")
+            {
+                out.push(severe(
+                    key(),
+                    "X-Content-Type-Options only has one valid value: nosniff".to_owned(),
+                ));
+            }
+        }
+        let sends_hsts = route
+            .headers
+            .iter()
+            .any(|r| r.name == "strict-transport-security" && r.applies_in(policy.environment));
+        let hsts_not_set = route
+            .not_set
+            .iter()
+            .any(|n| n.name == "strict-transport-security");
+        if production && !sends_hsts && !hsts_not_set {
+            out.push(
+                Diagnostic::warning(
+                    base.clone(),
+                    format!(
+                        "route `{}` sends no Strict-Transport-Security in production",
+                        route.name
+                    ),
+                )
+                .with_help("set it, or list it under `not-set` with the reason"),
+            );
+        }
+        let cache = route
+            .cache_control
+            .to_str()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if cache.contains("public") && cache.contains("private") {
+            out.push(severe(
+                base.key("cache-control"),
+                "Cache-Control says both `public` and `private`".to_owned(),
+            ));
+        }
+    }
+
+    if policy
+        .server
+        .trusted_proxies
+        .iter()
+        .any(|net| net.prefix_len() == 0)
+    {
+        out.push(severe(
+            KeyPath::root().key("server").key("trusted-proxies"),
+            "a /0 range trusts every client's X-Forwarded-For: anyone can pick the client IP the gateway logs and limits".to_owned(),
+        ));
+    }
+    out
+}
+
+/// The key path of a route by its index in [`Policy::all_routes`].
+fn route_path(policy: &Policy, index: usize) -> KeyPath {
+    if index < policy.routes.len() {
+        KeyPath::root().key("route").index(index)
+    } else {
+        KeyPath::root().key("default-route")
+    }
+}
+
+/// What is wrong with an HSTS value, per RFC 6797 and the preload list's rules.
+pub(crate) fn hsts_problems(value: &str) -> Vec<String> {
+    let mut max_age = None;
+    let mut include_subdomains = false;
+    let mut preload = false;
+    for directive in value.split(';').map(str::trim).filter(|d| !d.is_empty()) {
+        let (name, arg) = directive
+            .split_once('=')
+            .map_or((directive, None), |(n, a)| {
+                (n.trim(), Some(a.trim().trim_matches('"')))
+            });
+        match name.to_ascii_lowercase().as_str() {
+            "max-age" => max_age = arg.and_then(|a| a.parse::<u64>().ok()),
+            "includesubdomains" => include_subdomains = true,
+            "preload" => preload = true,
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    let Some(max_age) = max_age else {
+        problems.push("Strict-Transport-Security needs a numeric max-age".to_owned());
+        return problems;
+    };
+    if preload && (!include_subdomains || max_age < ONE_YEAR) {
+        problems.push("HSTS `preload` requires `includeSubDomains` and a max-age of at least one year (31536000)".to_owned());
+    } else if max_age < ONE_YEAR {
+        problems.push(format!(
+            "HSTS max-age {max_age} is under one year; browsers forget it quickly"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_rules() {
+        assert!(hsts_problems("max-age=63072000; includeSubDomains; preload").is_empty());
+        assert!(hsts_problems("max-age=31536000").is_empty());
+        assert_eq!(hsts_problems("max-age=63072000; preload").len(), 1);
+        assert_eq!(hsts_problems("max-age=600").len(), 1);
+        assert_eq!(hsts_problems("includeSubDomains").len(), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! The compiled policy: validated, typed, and ready for the gateway and the layers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use ipnet::IpNet;
+
+use crate::Environment;
+use crate::disclosure::Disclosure;
+use crate::headers::{HeaderRule, NotSet};
+use crate::route::PathPattern;
+
+/// A whole policy, compiled for one environment.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    /// Absent when the policy is only mounted as layers inside a service.
+    pub upstream: Option<UpstreamSettings>,
+    pub correlation_id: CorrelationIdSettings,
+    pub errors: ErrorSettings,
+    pub logging: LoggingSettings,
+    /// Headers removed from every upstream response.
+    pub removed_headers: Vec<HeaderName>,
+    /// Ordered routes; the first whose pattern matches wins.
+    pub routes: Vec<Route>,
+    /// Catches every path no route matches.
+    pub default_route: Route,
+    pub disclosure: Option<Disclosure>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// How long a client may take to send its request head (slow-loris defence).
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Most header fields a request may carry.
+    pub max_header_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over plain TCP.
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP.
+    H2c,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// `http://host:port`, optionally with a path prefix.
+    pub url: Uri,
+    pub protocol: UpstreamProtocol,
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream's response head arrives.
+    pub request_timeout: Duration,
+    /// How long a pooled upstream connection may sit idle.
+    pub idle_timeout: Duration,
+    /// Forward the client's `Host` instead of the upstream's authority.
+    pub preserve_host: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorrelationIdSettings {
+    /// The header the ID is forwarded upstream and echoed back in.
+    pub header: HeaderName,
+    /// Request headers a caller-supplied ID is taken from, in order.
+    pub accept: Vec<HeaderName>,
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorSettings {
+    /// Put internal detail (why the upstream failed) in error bodies. Never in production.
+    pub expose_detail: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingSettings {
+    pub format: LogFormat,
+    pub access_log: bool,
+    /// A `tracing` filter directive such as `info` or `portcullis=debug`.
+    pub level: String,
+}
+
+/// A named group of paths sharing one response posture.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub patterns: Vec<PathPattern>,
+    pub cache_control: HeaderValue,
+    pub reason: Option<String>,
+    /// Every header rule that applies to this route (global rules with route overrides
+    /// applied), including those filtered out in other environments, for the review page.
+    pub headers: Vec<HeaderRule>,
+    /// Headers deliberately not sent on this route, with reasons.
+    pub not_set: Vec<NotSet>,
+}
+
+impl Route {
+    /// Whether a normalised, decoded path belongs to this route.
+    pub fn matches(&self, path: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(path))
+    }
+
+    /// The headers this route sends in `environment`, Cache-Control included, ready to insert.
+    pub fn response_headers(&self, environment: Environment) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for rule in self.headers.iter().filter(|r| r.applies_in(environment)) {
+            map.insert(rule.name.clone(), rule.value.clone());
+        }
+        map.insert(http::header::CACHE_CONTROL, self.cache_control.clone());
+        map
+    }
+}
+
+impl Policy {
+    /// The route a normalised, decoded path belongs to, and its index (`routes.len()` for the
+    /// default route).
+    pub fn match_route(&self, path: &str) -> (usize, &Route) {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.matches(path))
+            .unwrap_or((self.routes.len(), &self.default_route))
+    }
+
+    /// Every route, the default one last; indices agree with [`Policy::match_route`].
+    pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes
+            .iter()
+            .chain(std::iter::once(&self.default_route))
+    }
+}

@@ -1,0 +1,170 @@
+//! The serde mirror of the policy file: exactly what the TOML says, before any validation.
+//!
+//! Every field is optional here so that a missing key becomes a diagnostic with a position
+//! rather than a serde error that stops the load. Unknown keys are not rejected by serde:
+//! `serde_ignored` reports each one so that *all* of them can be listed at once. The top-level
+//! sections (and each `[[route]]`) are deserialised one by one, so a wrong type in one section
+//! does not hide the problems of the others.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+#[derive(Debug, Default)]
+pub struct RawPolicy {
+    /// Sections that failed to deserialise (already reported); their defaults are not checked.
+    pub failed: Vec<String>,
+    pub environment: Option<String>,
+    pub server: Option<RawServer>,
+    pub upstream: Option<RawUpstream>,
+    pub correlation_id: Option<RawCorrelationId>,
+    pub errors: Option<RawErrors>,
+    pub logging: Option<RawLogging>,
+    pub headers: Option<RawHeaders>,
+    pub default_route: Option<RawRouteBody>,
+    pub route: Vec<RawRoute>,
+    pub disclosure: Option<RawDisclosure>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_header_count: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawUpstream {
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub preserve_host: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCorrelationId {
+    pub header: Option<String>,
+    pub accept: Option<Vec<String>>,
+    pub max_length: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawErrors {
+    pub expose_detail: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawLogging {
+    pub format: Option<String>,
+    pub access_log: Option<bool>,
+    pub level: Option<String>,
+}
+
+/// `[headers]` globally, or `[route.headers]` per route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawHeaders {
+    /// Start from the built-in secure set (global only).
+    pub defaults: Option<bool>,
+    #[serde(default)]
+    pub set: BTreeMap<String, RawHeaderValue>,
+    /// Header name -> the reason it is deliberately not sent.
+    #[serde(default)]
+    pub not_set: BTreeMap<String, String>,
+    /// Response headers removed from upstream responses (global only).
+    pub remove: Option<Vec<String>>,
+}
+
+/// A header value: `name = "value"`, or `name = { value = "...", reason = "...", environments = [...] }`.
+#[derive(Debug, Default)]
+pub struct RawHeaderValue {
+    pub value: Option<String>,
+    pub reason: Option<String>,
+    pub environments: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawHeaderTable {
+    value: Option<String>,
+    reason: Option<String>,
+    environments: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawHeaderValue {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueOrTable;
+
+        impl<'de> Visitor<'de> for ValueOrTable {
+            type Value = RawHeaderValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a header value string, or a table with `value`, `reason`, `environments`",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawHeaderValue {
+                    value: Some(v.to_owned()),
+                    ..RawHeaderValue::default()
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let table =
+                    RawHeaderTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawHeaderValue {
+                    value: table.value,
+                    reason: table.reason,
+                    environments: table.environments,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(ValueOrTable)
+    }
+}
+
+/// What a route and the default route share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawRouteBody {
+    pub cache_control: Option<String>,
+    pub reason: Option<String>,
+    pub headers: Option<RawHeaders>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawRoute {
+    pub name: Option<String>,
+    pub paths: Option<Vec<String>>,
+    pub cache_control: Option<String>,
+    pub reason: Option<String>,
+    pub headers: Option<RawHeaders>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawDisclosure {
+    pub contact: Option<Vec<String>>,
+    pub expires: Option<toml::value::Datetime>,
+    pub encryption: Option<Vec<String>>,
+    pub policy: Option<String>,
+    pub acknowledgments: Option<String>,
+    pub preferred_languages: Option<String>,
+    pub canonical: Option<Vec<String>>,
+    pub hiring: Option<String>,
+}
