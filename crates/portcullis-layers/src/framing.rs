@@ -1,0 +1,349 @@
+//! Request framing hygiene: refuse what servers could read two ways.
+//!
+//! Request smuggling lives in the gap between two parsers. This layer refuses, with a 400,
+//! every request whose framing or routing a lenient server behind the gateway could interpret
+//! differently from the gateway (RFC 9110 and RFC 9112 "MUST reject" cases and then some):
+//!
+//! - more than one `Content-Length`, or `Content-Length` together with `Transfer-Encoding`;
+//! - an HTTP/1.1 request without exactly one valid `Host`, or whose `Host` disagrees with the
+//!   authority of an absolute-form target (or HTTP/2 `:authority`);
+//! - a header name that is a framing or hop-by-hop header spelt with `_` (`Content_Length`,
+//!   `Transfer_Encoding`): CGI-style servers fold `_` and `-` together;
+//! - control characters in a header value (CR, LF, NUL, ...);
+//! - `CONNECT` and `TRACE` (405): the gateway is not a forward proxy and never echoes requests.
+//!
+//! Other header names containing `_` are removed, as nginx does by default: a CGI-style upstream
+//! would see `X_Tenant` and `X-Tenant` as the same header, which lets a client slip past a
+//! header the gateway strips or sets.
+//!
+//! hyper's HTTP/1 parser already resolves `Content-Length` + `Transfer-Encoding` in favour of
+//! chunked (dropping the length and closing the connection) and folds identical duplicate
+//! lengths before this layer runs, so over hyper those two cases are closed by hyper and are
+//! not observable here; the checks stay for other servers and HTTP/2.
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use portcullis_layers::framing::FramingLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let svc = ServiceBuilder::new().layer(FramingLayer::new(100)).service(service_fn(|_req: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//! }));
+//! let req = Request::builder()
+//!     .uri("/x")
+//!     .header("host", "api.example.com")
+//!     .header("transfer_encoding", "chunked")
+//!     .body(())
+//!     .unwrap();
+//! assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::BAD_REQUEST);
+//! # });
+//! ```
+
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use http::uri::Authority;
+use http::{HeaderMap, HeaderName, Method, Request, Response, Version, header};
+use tower::{Layer, Service};
+
+use crate::either_future::EitherFuture;
+use crate::rejection::Rejection;
+
+/// Framing and hop-by-hop header names; an `_` spelling of any of them is refused.
+const FRAMING_NAMES: &[&str] = &[
+    "connection",
+    "content-length",
+    "expect",
+    "host",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct FramingLayer {
+    max_header_count: usize,
+}
+
+impl FramingLayer {
+    /// Refuses requests with more than `max_header_count` header fields (431).
+    pub fn new(max_header_count: usize) -> Self {
+        Self { max_header_count }
+    }
+}
+
+impl<S> Layer<S> for FramingLayer {
+    type Service = Framing<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Framing {
+            inner,
+            max_header_count: self.max_header_count,
+        }
+    }
+}
+
+/// See [`FramingLayer`].
+#[derive(Debug, Clone)]
+pub struct Framing<S> {
+    inner: S,
+    max_header_count: usize,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Framing<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = EitherFuture<S::Future, Ready<Result<Response<ResBody>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match check(&mut req, self.max_header_count) {
+            Ok(()) => EitherFuture::left(self.inner.call(req)),
+            Err(rejection) => EitherFuture::right(ready(Ok(rejection.into_response()))),
+        }
+    }
+}
+
+/// Checks a request, removing ambiguous `_` header names in place.
+pub fn check<B>(req: &mut Request<B>, max_header_count: usize) -> Result<(), Rejection> {
+    if req.method() == Method::CONNECT || req.method() == Method::TRACE {
+        return Err(Rejection::method_not_allowed(
+            "CONNECT and TRACE are not forwarded",
+        ));
+    }
+    let headers = req.headers();
+    if headers.len() > max_header_count {
+        return Err(Rejection::headers_too_large("too many header fields"));
+    }
+    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
+    if lengths > 1 {
+        return Err(Rejection::bad_request("more than one Content-Length"));
+    }
+    if lengths == 1 && headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Rejection::bad_request(
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
+    check_host(req)?;
+
+    let mut underscored: Vec<HeaderName> = Vec::new();
+    for (name, value) in req.headers() {
+        if value
+            .as_bytes()
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(Rejection::bad_request(
+                "control character in a header value",
+            ));
+        }
+        let text = name.as_str();
+        if text.contains('_') {
+            let folded = text.replace('_', "-");
+            if FRAMING_NAMES.contains(&folded.as_str()) {
+                return Err(Rejection::bad_request(
+                    "a header name spells a framing header with `_`",
+                ));
+            }
+            if !underscored.contains(name) {
+                underscored.push(name.clone());
+            }
+        }
+    }
+    for name in underscored {
+        tracing::debug!(header = %name, "removed a header whose name contains `_`");
+        req.headers_mut().remove(name);
+    }
+    Ok(())
+}
+
+fn check_host<B>(req: &Request<B>) -> Result<(), Rejection> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Rejection::bad_request("more than one Host header"));
+    }
+    let host = match host {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<Authority>().ok())
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or_else(|| Rejection::bad_request("the Host header is not a valid host"))?,
+        ),
+        None => None,
+    };
+    match (req.uri().authority(), host) {
+        (Some(target), Some(host)) if !same_authority(target, &host) => Err(
+            Rejection::bad_request("the Host header disagrees with the request target"),
+        ),
+        (None, None) if req.version() == Version::HTTP_11 => Err(Rejection::bad_request(
+            "HTTP/1.1 requests need a Host header",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn same_authority(a: &Authority, b: &Authority) -> bool {
+    a.host().eq_ignore_ascii_case(b.host()) && a.port_u16() == b.port_u16()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus any header the `Connection` header names.
+/// A proxy removes them in both directions.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP_BY_HOP: [&str; 10] = [
+        "connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "keep-alive",
+        "proxy-connection",
+        "http2-settings",
+    ];
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().uri("/x");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn status(mut r: Request<()>) -> Option<u16> {
+        check(&mut r, 100).err().map(|e| e.status().as_u16())
+    }
+
+    #[test]
+    fn refuses_ambiguous_framing() {
+        assert_eq!(
+            status(req(&[
+                ("host", "a"),
+                ("content-length", "1"),
+                ("content-length", "1")
+            ])),
+            Some(400)
+        );
+        assert_eq!(
+            status(req(&[
+                ("host", "a"),
+                ("content-length", "1"),
+                ("transfer-encoding", "chunked")
+            ])),
+            Some(400)
+        );
+        assert_eq!(
+            status(req(&[("host", "a"), ("content_length", "1")])),
+            Some(400)
+        );
+        assert_eq!(
+            status(req(&[("host", "a"), ("Transfer_Encoding", "chunked")])),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(status(req(&[])), Some(400));
+        assert_eq!(status(req(&[("host", "a"), ("host", "b")])), Some(400));
+        assert_eq!(status(req(&[("host", "user@evil")])), Some(400));
+        assert_eq!(status(req(&[("host", "api.example.com:8080")])), None);
+        let absolute = Request::builder()
+            .uri("http://a.example/x")
+            .header("host", "b.example")
+            .body(())
+            .unwrap();
+        assert_eq!(status(absolute), Some(400));
+        let absolute = Request::builder()
+            .uri("http://A.example/x")
+            .header("host", "a.example")
+            .body(())
+            .unwrap();
+        assert_eq!(status(absolute), None);
+        let http10 = Request::builder()
+            .version(Version::HTTP_10)
+            .uri("/x")
+            .body(())
+            .unwrap();
+        assert_eq!(status(http10), None);
+    }
+
+    #[test]
+    fn refuses_connect_and_trace_and_too_many_headers() {
+        let connect = Request::builder()
+            .method("CONNECT")
+            .uri("a:443")
+            .body(())
+            .unwrap();
+        assert_eq!(status(connect), Some(405));
+        let trace = Request::builder()
+            .method("TRACE")
+            .uri("/")
+            .header("host", "a")
+            .body(())
+            .unwrap();
+        assert_eq!(status(trace), Some(405));
+        let many: Vec<(String, String)> = (0..101)
+            .map(|i| (format!("x-h{i}"), "v".to_owned()))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(status(req(&many)), Some(431));
+    }
+
+    #[test]
+    fn removes_other_underscore_headers() {
+        let mut r = req(&[("host", "a"), ("x_tenant", "evil"), ("x-tenant", "ok")]);
+        check(&mut r, 100).unwrap();
+        assert!(r.headers().get("x_tenant").is_none());
+        assert_eq!(r.headers()["x-tenant"], "ok");
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("http2-settings", "AAA".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Portcullis security checks as `tower` middleware.
+//!
+//! One module per concern, each a `XxxLayer` / `Xxx<S>` / response-future triple in the style of
+//! tower-http. The layers know nothing of the policy file: the `portcullis` crate compiles a
+//! policy into their configuration, and a Rust service can also configure them by hand.
+//!
+//! Refusals are [`rejection::Rejection`]s attached to the response's extensions and rendered
+//! into one JSON body by [`rejection::RenderErrorsLayer`], which therefore sits outside every
+//! layer that can refuse. Layers that refuse need a response body type that is `Default`; the
+//! renderer needs `From<Bytes>` (both hold for `axum::body::Body`).
+
+pub mod correlation_id;
+mod either_future;
+pub mod framing;
+pub mod matched_route;
+pub mod rejection;
+pub mod response_posture;
+
+pub use correlation_id::{CorrelationId, CorrelationIdLayer};
+pub use either_future::EitherFuture;
+pub use framing::FramingLayer;
+pub use matched_route::MatchedRoute;
+pub use rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
+pub use response_posture::ResponsePostureLayer;
