@@ -9,6 +9,7 @@
 //! layer that can refuse. Layers that refuse need a response body type that is `Default`; the
 //! renderer needs `From<Bytes>` (both hold for `axum::body::Body`).
 
+pub mod access_log;
 pub mod correlation_id;
 mod either_future;
 pub mod framing;
@@ -16,6 +17,7 @@ pub mod matched_route;
 pub mod rejection;
 pub mod response_posture;
 
+pub use access_log::AccessLogLayer;
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
 pub use either_future::EitherFuture;
 pub use framing::FramingLayer;

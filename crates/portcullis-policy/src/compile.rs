@@ -12,7 +12,7 @@ use crate::Environment;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::disclosure::Disclosure;
 use crate::headers::{self, HeaderRule, NotSet};
-use crate::key_path::{self, KeyPath};
+use crate::key_path::{self, KeyPath, Segment};
 use crate::lints;
 use crate::policy::*;
 use crate::raw::*;
@@ -48,7 +48,10 @@ pub fn compile(
     }
 
     let raw = read_sections(doc.get_ref(), &mut diags);
-    let mut cx = Cx { diags };
+    let mut cx = Cx {
+        diags,
+        failed: raw.failed.clone(),
+    };
     let policy = build(&mut cx, raw, options);
     if let Some(policy) = &policy {
         cx.diags.extend(lints::lint(policy));
@@ -97,41 +100,87 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
                 _ => section::<Vec<RawRoute>>(doc, &path, value, diags).map(|v| raw.route = v),
             },
             _ => {
-                diags.push(unknown_key(path));
+                diags.push(unknown_key(path.clone()));
                 Some(())
             }
         };
         if ok.is_none() {
-            raw.failed.push(name.to_owned());
+            raw.failed.push(path);
         }
     }
+    raw.failed.extend(diags.iter().map(|d| d.path.clone()));
     raw
 }
 
-/// Deserialises one value, reporting unknown keys inside it and its first type error.
+/// Deserialises one value, reporting every unknown key and every type error inside it.
+///
+/// serde stops at the first type error, so after each one the offending key is removed from a
+/// copy of the value and deserialisation is retried: one run of `check` lists them all.
 fn section<T: serde::de::DeserializeOwned>(
     doc: &toml::de::DeTable<'_>,
     path: &KeyPath,
     value: &toml::Spanned<toml::de::DeValue<'_>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    let deserializer = toml::de::ValueDeserializer::from(value.clone());
-    let result = serde_ignored::deserialize(deserializer, |inner| {
-        let mut full = path.clone();
-        for segment in KeyPath::from_ignored(&inner).segments() {
-            full = match segment {
-                crate::key_path::Segment::Key(k) => full.key(k.clone()),
-                crate::key_path::Segment::Index(i) => full.index(*i),
-            };
+    let mut value = value.clone();
+    // Each retry removes one key, so this ends; the bound only guards against a bug.
+    for _ in 0..64 {
+        let mut unknown = Vec::new();
+        let deserializer = toml::de::ValueDeserializer::from(value.clone());
+        let result = serde_ignored::deserialize(deserializer, |inner| {
+            unknown.push(path.join(&KeyPath::from_ignored(&inner)));
+        });
+        match result {
+            Ok(v) => {
+                diags.extend(unknown.into_iter().map(unknown_key));
+                // Partial values are still validated (the bad keys are gone), so the rest of
+                // the section's problems show up in the same run.
+                return Some(v);
+            }
+            Err(e) => {
+                let diag = serde_diagnostic(doc, &e);
+                let removed = diag
+                    .path
+                    .segments()
+                    .strip_prefix(path.segments())
+                    .is_some_and(|rel| remove_key(&mut value, rel));
+                diags.push(diag);
+                if !removed {
+                    diags.extend(unknown.into_iter().map(unknown_key));
+                    return None;
+                }
+            }
         }
-        diags.push(unknown_key(full));
-    });
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            diags.push(serde_diagnostic(doc, &e));
-            None
-        }
+    }
+    None
+}
+
+/// Removes the key at `rel` (an array element removes the whole array, so the indices of
+/// later diagnostics stay true). False if there is nothing to remove.
+fn remove_key(value: &mut toml::Spanned<toml::de::DeValue<'_>>, rel: &[Segment]) -> bool {
+    let keys_only: Vec<&str> = rel
+        .iter()
+        .map_while(|s| match s {
+            Segment::Key(k) => Some(k.as_str()),
+            Segment::Index(_) => None,
+        })
+        .collect();
+    let Some((last, parents)) = keys_only.split_last() else {
+        return false;
+    };
+    let mut current = value.get_mut();
+    for key in parents {
+        let toml::de::DeValue::Table(table) = current else {
+            return false;
+        };
+        let Some(next) = table.get_mut(*key) else {
+            return false;
+        };
+        current = next.get_mut();
+    }
+    match current {
+        toml::de::DeValue::Table(table) => table.remove(*last).is_some(),
+        _ => false,
     }
 }
 
@@ -168,9 +217,18 @@ fn finish(
 /// The diagnostics collected while building.
 struct Cx {
     diags: Vec<Diagnostic>,
+    /// Keys already reported with a type error: not reported again as missing.
+    failed: Vec<KeyPath>,
 }
 
 impl Cx {
+    /// Reports a missing or empty required key, unless it was already reported as mistyped.
+    fn missing(&mut self, path: KeyPath, message: impl Into<String>) {
+        if !self.failed.contains(&path) {
+            self.error(path, message);
+        }
+    }
+
     fn error(&mut self, path: KeyPath, message: impl Into<String>) {
         self.diags.push(Diagnostic::error(path, message));
     }
@@ -228,7 +286,7 @@ impl Cx {
 fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy> {
     let root = KeyPath::root();
     let file_env = match raw.environment.as_deref() {
-        None if raw.failed.iter().any(|f| f == "environment") => None,
+        None if raw.failed.contains(&root.key("environment")) => None,
         None => {
             cx.diags.push(
                 Diagnostic::error(root.key("environment"), "missing key `environment`")
@@ -244,7 +302,12 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
             }
         },
     };
-    let environment = options.environment.or(file_env)?;
+    // An unusable `environment` is already an error; keep validating the rest as if it were
+    // development so that every other problem is reported in the same run.
+    let environment = options
+        .environment
+        .or(file_env)
+        .unwrap_or(Environment::Development);
     let development = environment == Environment::Development;
 
     let server = build_server(cx, raw.server.unwrap_or_default());
@@ -330,7 +393,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         let name = match r.name {
             Some(n) if !n.trim().is_empty() => n,
             _ => {
-                cx.error(path.key("name"), "every route needs a non-empty `name` (it labels the group in logs and the review page)");
+                cx.missing(path.key("name"), "every route needs a non-empty `name` (it labels the group in logs and the review page)");
                 format!("route[{i}]")
             }
         };
@@ -385,6 +448,8 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         correlation_id,
         errors,
         logging,
+        headers: global,
+        not_set: global_not_set,
         removed_headers,
         routes,
         default_route,
@@ -469,25 +534,26 @@ fn build_upstream(cx: &mut Cx, raw: RawUpstream) -> UpstreamSettings {
             UpstreamProtocol::Http1
         }
     };
+    let defaults = UpstreamSettings::new(url);
     UpstreamSettings {
-        url,
         protocol,
         connect_timeout: cx.duration(
             path.key("connect-timeout"),
             raw.connect_timeout.as_deref(),
-            Duration::from_secs(5),
+            defaults.connect_timeout,
         ),
         request_timeout: cx.duration(
             path.key("request-timeout"),
             raw.request_timeout.as_deref(),
-            Duration::from_secs(30),
+            defaults.request_timeout,
         ),
         idle_timeout: cx.duration(
             path.key("idle-timeout"),
             raw.idle_timeout.as_deref(),
-            Duration::from_secs(90),
+            defaults.idle_timeout,
         ),
-        preserve_host: raw.preserve_host.unwrap_or(false),
+        preserve_host: raw.preserve_host.unwrap_or(defaults.preserve_host),
+        ..defaults
     }
 }
 
@@ -694,7 +760,7 @@ fn build_disclosure(cx: &mut Cx, raw: RawDisclosure) -> Option<Disclosure> {
         }
     }
     let Some(expires) = raw.expires else {
-        cx.error(path.key("expires"), "security.txt needs `expires`, an RFC 3339 date-time such as 2027-06-30T00:00:00Z (RFC 9116)");
+        cx.missing(path.key("expires"), "security.txt needs `expires`, an RFC 3339 date-time such as 2027-06-30T00:00:00Z (RFC 9116)");
         return None;
     };
     if expires.date.is_none() || expires.time.is_none() || expires.offset.is_none() {

@@ -41,6 +41,13 @@ impl KeyPath {
         next
     }
 
+    /// This path followed by `rest`.
+    pub fn join(&self, rest: &KeyPath) -> Self {
+        let mut next = self.clone();
+        next.0.extend(rest.0.iter().cloned());
+        next
+    }
+
     pub fn segments(&self) -> &[Segment] {
         &self.0
     }
@@ -104,21 +111,17 @@ pub(crate) fn locate(root: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>>
     let mut table = Some(root);
     let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
     for segment in &path.0 {
-        let value = match (segment, table, array) {
-            (Segment::Key(key), Some(t), _) => {
-                let (k, v) = t
-                    .iter()
-                    .find(|(k, _)| k.get_ref().as_ref() == key.as_str())?;
-                found = Some(k.span());
-                v
-            }
-            (Segment::Index(i), _, Some(items)) => {
-                let v = items.get(*i)?;
-                found = Some(v.span());
-                v
-            }
-            _ => break,
+        let entry = match (segment, table, array) {
+            (Segment::Key(key), Some(t), _) => t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key.as_str())
+                .map(|(k, v)| (k.span(), v)),
+            (Segment::Index(i), _, Some(items)) => items.get(*i).map(|v| (v.span(), v)),
+            _ => None,
         };
+        // A key that is not there (a missing required key) points at its nearest ancestor.
+        let Some((span, value)) = entry else { break };
+        found = Some(span);
         table = None;
         array = None;
         match value.get_ref() {
@@ -195,6 +198,27 @@ mod tests {
         assert_eq!(
             path_at(doc.get_ref(), &(at..at + 1)).to_string(),
             "server.listen"
+        );
+    }
+}
+
+#[cfg(test)]
+mod locate_tests {
+    use super::*;
+
+    #[test]
+    fn missing_keys_point_at_their_nearest_ancestor() {
+        let src = "[[route]]\nname = \"a\"\n\n[[route]]\npaths = [\"/b\"]\n";
+        let doc = toml::de::DeTable::parse(src).unwrap();
+        let span = locate(
+            doc.get_ref(),
+            &KeyPath::root().key("route").index(1).key("name"),
+        );
+        assert!(span.is_some());
+        let span = span.unwrap();
+        assert!(
+            src[span.start..].starts_with("[[route]]\npaths") || span.start >= 11,
+            "{span:?}"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::Environment;
 use crate::diagnostic::Diagnostic;
+use crate::headers::HeaderRule;
 use crate::key_path::KeyPath;
 use crate::policy::Policy;
 
@@ -28,35 +29,49 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
         );
     }
 
+    // Global rules are linted once, at `headers.set.NAME`; a route only for its own overrides.
+    let global = KeyPath::root().key("headers").key("set");
+    let mut rules: Vec<(KeyPath, &HeaderRule)> = policy
+        .headers
+        .iter()
+        .map(|r| (global.key(r.name.as_str()), r))
+        .collect();
     for (index, route) in policy.all_routes().enumerate() {
-        let base = route_path(policy, index);
-        for rule in &route.headers {
-            let key = || base.key("headers").key("set").key(rule.name.as_str());
-            if rule.name == "strict-transport-security" {
-                for problem in hsts_problems(rule.value.to_str().unwrap_or("")) {
-                    out.push(severe(key(), problem));
-                }
-            }
-            if rule.name == "x-frame-options" {
-                let v = rule.value.to_str().unwrap_or("").to_ascii_uppercase();
-                if v != "DENY" && v != "SAMEORIGIN" {
-                    out.push(severe(
-                        key(),
-                        format!(
-                            "X-Frame-Options `{v}` is ignored by browsers; use DENY or SAMEORIGIN"
-                        ),
-                    ));
-                }
-            }
-            if rule.name == "x-content-type-options"
-                && !rule.value.as_bytes().eq_ignore_ascii_case(b"nosniff")
-            {
-                out.push(severe(
-                    key(),
-                    "X-Content-Type-Options only has one valid value: nosniff".to_owned(),
-                ));
+        let base = route_path(policy, index).key("headers").key("set");
+        rules.extend(
+            route
+                .headers
+                .iter()
+                .filter(|r| !policy.headers.contains(r))
+                .map(|r| (base.key(r.name.as_str()), r)),
+        );
+    }
+    for (key, rule) in rules {
+        let value = rule.value.to_str().unwrap_or("");
+        if rule.name == "strict-transport-security" {
+            for problem in hsts_problems(value) {
+                out.push(severe(key.clone(), problem));
             }
         }
+        if rule.name == "x-frame-options"
+            && !value.eq_ignore_ascii_case("DENY")
+            && !value.eq_ignore_ascii_case("SAMEORIGIN")
+        {
+            out.push(severe(
+                key.clone(),
+                format!("X-Frame-Options `{value}` is ignored by browsers; use DENY or SAMEORIGIN"),
+            ));
+        }
+        if rule.name == "x-content-type-options" && !value.eq_ignore_ascii_case("nosniff") {
+            out.push(severe(
+                key,
+                "X-Content-Type-Options only has one valid value: nosniff".to_owned(),
+            ));
+        }
+    }
+
+    for (index, route) in policy.all_routes().enumerate() {
+        let base = route_path(policy, index);
         let sends_hsts = route
             .headers
             .iter()

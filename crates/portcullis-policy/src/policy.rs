@@ -21,6 +21,11 @@ pub struct Policy {
     pub correlation_id: CorrelationIdSettings,
     pub errors: ErrorSettings,
     pub logging: LoggingSettings,
+    /// The global header posture (`[headers]`), before route overrides; every route's
+    /// `headers` starts from it.
+    pub headers: Vec<HeaderRule>,
+    /// Headers deliberately not sent globally, with reasons.
+    pub not_set: Vec<NotSet>,
     /// Headers removed from every upstream response.
     pub removed_headers: Vec<HeaderName>,
     /// Ordered routes; the first whose pattern matches wins.
@@ -63,6 +68,21 @@ pub struct UpstreamSettings {
     pub idle_timeout: Duration,
     /// Forward the client's `Host` instead of the upstream's authority.
     pub preserve_host: bool,
+}
+
+impl UpstreamSettings {
+    /// An HTTP/1.1 upstream at `url` with the default timeouts (connect 5s, response head 30s,
+    /// idle 90s) and the upstream's own Host.
+    pub fn new(url: Uri) -> Self {
+        Self {
+            url,
+            protocol: UpstreamProtocol::Http1,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            preserve_host: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

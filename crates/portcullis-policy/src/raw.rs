@@ -14,8 +14,8 @@ use serde::de::{self, MapAccess, Visitor};
 
 #[derive(Debug, Default)]
 pub struct RawPolicy {
-    /// Sections that failed to deserialise (already reported); their defaults are not checked.
-    pub failed: Vec<String>,
+    /// Keys already reported (type errors, unreadable sections): not reported again as missing.
+    pub failed: Vec<crate::key_path::KeyPath>,
     pub environment: Option<String>,
     pub server: Option<RawServer>,
     pub upstream: Option<RawUpstream>,

@@ -1,0 +1,80 @@
+//! `portcullis serve`: the gateway in front of an upstream.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use portcullis::policy::{
+    CompileOptions, Environment, LoadError, Policy, UpstreamSettings, load_file, parse_upstream_url,
+};
+use portcullis::{Gateway, shutdown_signal, telemetry};
+
+use super::{EXIT_INVALID, failure, print_diagnostics, runtime};
+
+#[derive(Debug)]
+pub struct Args {
+    pub config: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    pub environment: Option<Environment>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match load_file(
+        &args.config,
+        &CompileOptions {
+            environment: args.environment,
+        },
+    ) {
+        Ok(compiled) => compiled,
+        Err(LoadError::Invalid(diagnostics)) => {
+            print_diagnostics(&diagnostics);
+            eprintln!(
+                "{}: {} error(s); not starting",
+                args.config.display(),
+                diagnostics.error_count()
+            );
+            return ExitCode::from(EXIT_INVALID);
+        }
+        Err(e) => return failure(e),
+    };
+    print_diagnostics(&compiled.warnings);
+    let mut policy = compiled.policy;
+    if let Some(listen) = args.listen {
+        policy.server.listen = listen;
+    }
+    if let Some(url) = &args.upstream {
+        match parse_upstream_url(url) {
+            Ok(url) => match &mut policy.upstream {
+                Some(upstream) => upstream.url = url,
+                None => policy.upstream = Some(UpstreamSettings::new(url)),
+            },
+            Err(message) => return failure(format!("--upstream: {message}")),
+        }
+    }
+    serve(policy, None)
+}
+
+/// Runs a compiled policy until SIGTERM/SIGINT. `banner` is printed once listening.
+pub fn serve(policy: Policy, banner: Option<Box<dyn FnOnce(SocketAddr) + Send>>) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return failure(format!("cannot start the runtime: {e}")),
+    };
+    telemetry::init(&policy.logging);
+    runtime.block_on(async move {
+        let environment = policy.environment;
+        let upstream = policy.upstream.as_ref().map(|u| u.url.to_string());
+        let gateway = match Gateway::bind(policy).await {
+            Ok(g) => g,
+            Err(e) => return failure(e),
+        };
+        let addr = gateway.local_addr();
+        tracing::info!(%environment, upstream, "listening on http://{addr}");
+        if let Some(banner) = banner {
+            banner(addr);
+        }
+        gateway.serve(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,76 @@
+//! `portcullis`: run, try and check Portcullis policies.
+
+mod commands;
+mod demo_upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::policy::Environment;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An API security gateway driven by one reviewable policy file"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway in front of an upstream.
+    Serve {
+        /// The policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen address; overrides `[server] listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Upstream URL (`http://host:port`); overrides `[upstream] url`.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Compile the policy for this environment instead of the file's.
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+    },
+    /// Run the gateway with the bundled policy in front of a bundled demo API.
+    Demo {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Validate a policy: exit 0 if it loads, else print every problem and exit 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            config,
+            environment,
+        } => commands::check::run(&config, environment),
+        Command::Serve {
+            config,
+            listen,
+            upstream,
+            environment,
+        } => commands::serve::run(commands::serve::Args {
+            config,
+            listen,
+            upstream,
+            environment,
+        }),
+        Command::Demo { listen } => commands::demo::run(listen),
+    }
+}

@@ -1,0 +1,136 @@
+//! The real `portcullis` binary, started on an ephemeral loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running gateway process; killed when dropped.
+#[derive(Debug)]
+pub struct GatewayProcess {
+    pub addr: SocketAddr,
+    child: Child,
+    policy_file: PathBuf,
+    /// Every line the process printed (stdout and stderr), as it arrives.
+    lines: mpsc::Receiver<String>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes `text` to a fresh file in the temp directory and returns its path.
+pub fn write_temp(name: &str, text: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let path =
+        std::env::temp_dir().join(format!("portcullis-test-{}-{n}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl GatewayProcess {
+    /// Runs `binary serve --config <policy> --listen 127.0.0.1:0 [--upstream URL] [extra...]`
+    /// and waits until it is listening.
+    pub fn start(binary: &Path, policy: &str, upstream: Option<&str>, extra: &[&str]) -> Self {
+        let policy_file = write_temp("policy.toml", policy);
+        let mut cmd = Command::new(binary);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&policy_file)
+            .arg("--listen")
+            .arg("127.0.0.1:0");
+        if let Some(u) = upstream {
+            cmd.arg("--upstream").arg(u);
+        }
+        cmd.args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut seen = Vec::new();
+        let addr = loop {
+            match lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(addr) = listening_addr(&line) {
+                        break addr;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!(
+                    "the gateway did not start; it printed:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        };
+        Self {
+            addr,
+            child,
+            policy_file,
+            lines,
+        }
+    }
+
+    /// Lines printed since the last call (or since start-up).
+    pub fn output(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            out.push(line);
+        }
+        out
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.policy_file);
+    }
+}

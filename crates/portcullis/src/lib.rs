@@ -1,0 +1,22 @@
+//! Portcullis: an API security gateway driven by one reviewable policy file.
+//!
+//! - [`PolicyLayer`] turns a compiled [`policy::Policy`] into one `tower` layer: mount it around
+//!   an axum/hyper service to get the same checks the gateway runs (see `examples/axum-app`).
+//! - [`Gateway`] binds a listener and runs the layer in front of the reverse [`proxy::Proxy`]:
+//!   that is `portcullis serve`.
+//!
+//! The policy is parsed by [`policy`] (re-exported `portcullis-policy`); the layers live in
+//! [`layers`] (re-exported `portcullis-layers`).
+
+pub mod proxy;
+pub mod routing;
+pub mod security_txt;
+pub mod server;
+pub mod stack;
+pub mod telemetry;
+
+pub use portcullis_layers as layers;
+pub use portcullis_policy as policy;
+
+pub use server::{Gateway, ServeError, shutdown_signal};
+pub use stack::{PolicyLayer, PolicyService};

@@ -1,0 +1,134 @@
+//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239).
+//!
+//! A client's own forwarding headers are believed only when the peer is a trusted proxy; from
+//! anyone else they are replaced, never appended to, so a client cannot choose the address the
+//! upstream logs or rate-limits.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use ipnet::IpNet;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Whether `peer` is one of the trusted proxies.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&peer))
+}
+
+/// Rewrites the forwarding headers of a request arriving from `peer` over plain HTTP.
+/// `host` is the Host the client asked for, if any.
+pub fn apply(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    trusted: &[IpNet],
+    host: Option<&HeaderValue>,
+) {
+    let ip = peer.ip().to_canonical();
+    let trusted = is_trusted(ip, trusted);
+    let ip_text = ip.to_string();
+
+    let xff = match joined(headers, &X_FORWARDED_FOR).filter(|_| trusted) {
+        Some(prior) => format!("{prior}, {ip_text}"),
+        None => ip_text.clone(),
+    };
+    let node = match ip {
+        IpAddr::V4(_) => ip_text,
+        IpAddr::V6(_) => format!("\"[{ip_text}]\""),
+    };
+    let mut element = format!("for={node};proto=http");
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
+    }
+    let forwarded = match joined(headers, &header::FORWARDED).filter(|_| trusted) {
+        Some(prior) => format!("{prior}, {element}"),
+        None => element,
+    };
+
+    if !trusted {
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if let Some(h) = host {
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            headers.insert(X_FORWARDED_HOST, h.clone());
+        }
+    }
+    // Built only from an IP address and a validated Host value, so always a valid value.
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// All values of a header joined by `, `, if present and readable.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut values = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .peekable();
+    values.peek()?;
+    Some(values.collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_choose_their_address() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("forwarded", "for=1.2.3.4".parse().unwrap());
+        apply(
+            &mut h,
+            peer("203.0.113.9:5000"),
+            &[],
+            Some(&HeaderValue::from_static("api.example")),
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9;proto=http;host=\"api.example\""
+        );
+        assert_eq!(h["x-forwarded-host"], "api.example");
+    }
+
+    #[test]
+    fn trusted_proxies_are_appended_to() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        apply(&mut h, peer("10.1.2.3:5000"), &trusted, None);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], "for=10.1.2.3;proto=http");
+    }
+
+    #[test]
+    fn ipv6_nodes_are_quoted_and_mapped_v4_is_canonical() {
+        let mut h = HeaderMap::new();
+        apply(&mut h, peer("[::1]:5000"), &[], None);
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+        let mut h = HeaderMap::new();
+        apply(&mut h, peer("[::ffff:192.0.2.1]:5000"), &[], None);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+    }
+}

@@ -1,0 +1,203 @@
+//! The reverse proxy: the innermost service of `portcullis serve`.
+//!
+//! Requests are re-serialised by hyper's client in one canonical form (HTTP/1.1 or h2c, per
+//! the policy), over a pool of keep-alive connections, with bodies streamed in both directions.
+//! Hop-by-hop headers are removed in both directions; forwarding headers are rewritten (see
+//! [`forwarded`]); the upstream's failures become safe 502/504 rejections.
+
+pub mod body;
+pub mod forwarded;
+
+use std::convert::Infallible;
+use std::error::Error as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use ipnet::IpNet;
+use portcullis_layers::Rejection;
+use portcullis_layers::framing::strip_hop_by_hop;
+use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
+use tower::Service;
+
+pub use body::ProxyBody;
+
+/// The address of the peer a request arrived from; the server puts it in request extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Forwards requests to one upstream. Cheap to clone: clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client<HttpConnector, Incoming>,
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+    /// Path prefix of the upstream URL, without a trailing slash (`""` for none).
+    prefix: String,
+    version: Version,
+    request_timeout: Duration,
+    preserve_host: bool,
+    trusted_proxies: Vec<IpNet>,
+}
+
+/// Why a proxy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the upstream URL {0} has no host")]
+    NoAuthority(Uri),
+    #[error("the upstream authority {0} is not a valid Host value")]
+    InvalidHost(String),
+}
+
+impl Proxy {
+    /// A proxy to `upstream`, trusting forwarding headers only from `trusted_proxies`.
+    /// Must be called inside a Tokio runtime.
+    pub fn new(
+        upstream: &UpstreamSettings,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Result<Self, ProxyError> {
+        let authority = upstream
+            .url
+            .authority()
+            .cloned()
+            .ok_or_else(|| ProxyError::NoAuthority(upstream.url.clone()))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ProxyError::InvalidHost(authority.to_string()))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(upstream.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let h2c = upstream.protocol == UpstreamProtocol::H2c;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(upstream.idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(h2c)
+            .build(connector);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                scheme: upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP),
+                authority,
+                host,
+                prefix: upstream.url.path().trim_end_matches('/').to_owned(),
+                version: if h2c {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                },
+                request_timeout: upstream.request_timeout,
+                preserve_host: upstream.preserve_host,
+                trusted_proxies,
+            }),
+        })
+    }
+}
+
+impl Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            Ok(inner
+                .forward(req)
+                .await
+                .unwrap_or_else(Rejection::into_response))
+        })
+    }
+}
+
+impl Inner {
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(PeerAddr(peer)) = parts.extensions.get::<PeerAddr>().copied() {
+            forwarded::apply(
+                &mut parts.headers,
+                peer,
+                &self.trusted_proxies,
+                client_host.as_ref(),
+            );
+        }
+        let host = match (&client_host, self.preserve_host) {
+            (Some(h), true) => h.clone(),
+            _ => self.host.clone(),
+        };
+        parts.headers.insert(header::HOST, host);
+
+        let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let path_and_query = if self.prefix.is_empty() {
+            PathAndQuery::try_from(path_and_query)
+        } else {
+            PathAndQuery::try_from(format!("{}{path_and_query}", self.prefix))
+        }
+        .map_err(|e| {
+            Rejection::bad_request("the request target is invalid").with_detail(e.to_string())
+        })?;
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| {
+                Rejection::bad_request("the request target is invalid").with_detail(e.to_string())
+            })?;
+        parts.version = self.version;
+
+        let upstream = Request::from_parts(parts, body);
+        let response = tokio::time::timeout(self.request_timeout, self.client.request(upstream))
+            .await
+            .map_err(|_| {
+                Rejection::gateway_timeout(format!(
+                    "no response head within {:?}",
+                    self.request_timeout
+                ))
+            })?
+            .map_err(|e| Rejection::bad_gateway(error_chain(&e)))?;
+
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, ProxyBody::upstream(body)))
+    }
+}
+
+/// An error and its sources, `a: b: c`, for the (development-only) error detail and the log.
+fn error_chain(error: &hyper_util::client::legacy::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

@@ -1,0 +1,149 @@
+//! The gateway server: accept loop, HTTP/1.1 and h2c connections, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use portcullis_policy::Policy;
+use tokio::net::TcpListener;
+use tower::{Layer, Service};
+
+use crate::proxy::{PeerAddr, Proxy, ProxyError};
+use crate::stack::{PolicyLayer, PolicyService};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the policy has no [upstream] and none was given with --upstream")]
+    NoUpstream,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
+/// A bound, not yet running, gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    service: PolicyService<Proxy>,
+    policy: Arc<Policy>,
+}
+
+impl Gateway {
+    /// Binds `policy.server.listen` and builds the stack in front of `policy.upstream`.
+    pub async fn bind(policy: Policy) -> Result<Self, ServeError> {
+        let upstream = policy.upstream.as_ref().ok_or(ServeError::NoUpstream)?;
+        let proxy = Proxy::new(upstream, policy.server.trusted_proxies.clone())?;
+        let addr = policy.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let layer = PolicyLayer::new(policy);
+        let policy = layer.policy().clone();
+        Ok(Self {
+            listener,
+            local_addr,
+            service: layer.layer(proxy),
+            policy,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
+    /// up to `server.shutdown-grace` to finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.policy.server.header_read_timeout)
+            .max_headers(self.policy.server.max_header_count);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = self.service.clone();
+            let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                let mut service = service.clone();
+                async move { service.call(req).await }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), hyper_service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        let grace = self.policy.server.shutdown_grace;
+        tracing::info!(
+            in_flight = graceful.count(),
+            ?grace,
+            "shutting down: draining connections"
+        );
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections drained"),
+            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

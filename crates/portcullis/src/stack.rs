@@ -1,0 +1,104 @@
+//! The only place a policy becomes layers: [`PolicyLayer`].
+
+use std::sync::Arc;
+
+use portcullis_layers::access_log::AccessLog;
+use portcullis_layers::correlation_id::CorrelationIdService;
+use portcullis_layers::framing::Framing;
+use portcullis_layers::rejection::RenderErrors;
+use portcullis_layers::response_posture::ResponsePosture;
+use portcullis_layers::{
+    AccessLogLayer, CorrelationIdLayer, ErrorDetail, FramingLayer, RenderErrorsLayer,
+    ResponsePostureLayer,
+};
+use portcullis_policy::Policy;
+use tower::Layer;
+
+use crate::routing::{Routing, RoutingLayer};
+use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
+
+/// Every check a policy declares, as one `tower` layer, in the pipeline order of DESIGN.md:
+///
+/// 1. correlation ID (outermost, so every response and log line carries it)
+/// 2. access log
+/// 3. error rendering (the one JSON body for every refusal below)
+/// 4. response posture (security headers, Cache-Control, removed headers) on every response
+/// 5. framing hygiene
+/// 6. routing (path normalisation and route match)
+/// 7. `/.well-known/security.txt`
+///
+/// then the wrapped service: the reverse proxy in `portcullis serve`, or your own router.
+///
+/// ```
+/// use portcullis::{PolicyLayer, policy::{load_str, CompileOptions}};
+/// use tower::Layer;
+///
+/// let compiled = load_str("inline.toml", "environment = \"development\"", &CompileOptions::default()).unwrap();
+/// let layer = PolicyLayer::new(compiled.policy);
+/// let _svc = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::new()))
+/// }));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PolicyLayer {
+    policy: Arc<Policy>,
+    correlation: CorrelationIdLayer,
+    access_log: AccessLogLayer,
+    render: RenderErrorsLayer,
+    posture: ResponsePostureLayer,
+    framing: FramingLayer,
+    routing: RoutingLayer,
+    security_txt: SecurityTxtLayer,
+}
+
+/// The service [`PolicyLayer`] wraps around `S`.
+pub type PolicyService<S> = CorrelationIdService<
+    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<SecurityTxt<S>>>>>>,
+>;
+
+impl PolicyLayer {
+    pub fn new(policy: impl Into<Arc<Policy>>) -> Self {
+        let policy: Arc<Policy> = policy.into();
+        let ids = &policy.correlation_id;
+        let correlation = CorrelationIdLayer::new(ids.header.clone())
+            .accept(ids.accept.clone())
+            .max_length(ids.max_length);
+        let detail = if policy.errors.expose_detail {
+            ErrorDetail::Expose
+        } else {
+            ErrorDetail::Hide
+        };
+        let per_route = policy
+            .all_routes()
+            .map(|r| r.response_headers(policy.environment))
+            .collect();
+        Self {
+            correlation,
+            access_log: AccessLogLayer::new(policy.logging.access_log),
+            render: RenderErrorsLayer::new(detail),
+            posture: ResponsePostureLayer::new(per_route, policy.removed_headers.clone()),
+            framing: FramingLayer::new(policy.server.max_header_count),
+            routing: RoutingLayer::new(policy.clone()),
+            security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+}
+
+impl<S> Layer<S> for PolicyLayer {
+    type Service = PolicyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let svc = self.security_txt.layer(inner);
+        let svc = self.routing.layer(svc);
+        let svc = self.framing.layer(svc);
+        let svc = self.posture.layer(svc);
+        let svc = self.render.layer(svc);
+        let svc = self.access_log.layer(svc);
+        self.correlation.layer(svc)
+    }
+}
