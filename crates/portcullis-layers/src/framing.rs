@@ -16,10 +16,12 @@
 //! would see `X_Tenant` and `X-Tenant` as the same header, which lets a client slip past a
 //! header the gateway strips or sets.
 //!
-//! hyper's HTTP/1 parser already resolves `Content-Length` + `Transfer-Encoding` in favour of
-//! chunked (dropping the length and closing the connection) and folds identical duplicate
-//! lengths before this layer runs, so over hyper those two cases are closed by hyper and are
-//! not observable here; the checks stay for other servers and HTTP/2.
+//! hyper's HTTP/1 parser resolves `Content-Length` + `Transfer-Encoding` (in favour of chunked)
+//! and folds identical duplicate lengths before a layer sees the request. A server that knows
+//! what the wire said attaches a [`WireFraming`] to the request (the Portcullis gateway does,
+//! from its connection scanner) and this layer refuses on it too. Refusals for ambiguous
+//! framing carry `Connection: close`: the body's extent is in doubt, so the connection is not
+//! reused.
 //!
 //! ```
 //! use http::{Request, Response, StatusCode};
@@ -63,6 +65,16 @@ const FRAMING_NAMES: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The framing headers of a request as they were on the wire, before the server's parser
+/// resolved them. Inserted into request extensions by servers that can see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireFraming {
+    /// How many Content-Length values (fields, and comma-separated values within them).
+    pub content_length_values: usize,
+    /// Whether any Transfer-Encoding field was present.
+    pub transfer_encoding: bool,
+}
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +123,14 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         match check(&mut req, self.max_header_count) {
             Ok(()) => EitherFuture::left(self.inner.call(req)),
-            Err(rejection) => EitherFuture::right(ready(Ok(rejection.into_response()))),
+            Err(rejection) => {
+                let mut res: Response<ResBody> = rejection.into_response();
+                if res.status() == http::StatusCode::BAD_REQUEST {
+                    res.headers_mut()
+                        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                EitherFuture::right(ready(Ok(res)))
+            }
         }
     }
 }
@@ -127,11 +146,23 @@ pub fn check<B>(req: &mut Request<B>, max_header_count: usize) -> Result<(), Rej
     if headers.len() > max_header_count {
         return Err(Rejection::headers_too_large("too many header fields"));
     }
-    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
+    let wire = req
+        .extensions()
+        .get::<WireFraming>()
+        .copied()
+        .unwrap_or_default();
+    let lengths = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes().split(|&b| b == b',').count())
+        .sum::<usize>()
+        .max(wire.content_length_values);
     if lengths > 1 {
         return Err(Rejection::bad_request("more than one Content-Length"));
     }
-    if lengths == 1 && headers.contains_key(header::TRANSFER_ENCODING) {
+    let transfer_encoding =
+        wire.transfer_encoding || headers.contains_key(header::TRANSFER_ENCODING);
+    if lengths == 1 && transfer_encoding {
         return Err(Rejection::bad_request(
             "both Content-Length and Transfer-Encoding",
         ));
@@ -273,6 +304,26 @@ mod tests {
         );
         assert_eq!(
             status(req(&[("host", "a"), ("Transfer_Encoding", "chunked")])),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_wire_said_even_when_the_parser_hid_it() {
+        let mut r = req(&[("host", "a"), ("transfer-encoding", "chunked")]);
+        r.extensions_mut().insert(WireFraming {
+            content_length_values: 1,
+            transfer_encoding: true,
+        });
+        assert_eq!(check(&mut r, 100).unwrap_err().status(), 400);
+        let mut r = req(&[("host", "a"), ("content-length", "3")]);
+        r.extensions_mut().insert(WireFraming {
+            content_length_values: 2,
+            transfer_encoding: false,
+        });
+        assert_eq!(check(&mut r, 100).unwrap_err().status(), 400);
+        assert_eq!(
+            status(req(&[("host", "a"), ("content-length", "3, 3")])),
             Some(400)
         );
     }

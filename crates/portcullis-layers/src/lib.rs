@@ -20,7 +20,7 @@ pub mod response_posture;
 pub use access_log::AccessLogLayer;
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
 pub use either_future::EitherFuture;
-pub use framing::FramingLayer;
+pub use framing::{FramingLayer, WireFraming};
 pub use matched_route::MatchedRoute;
 pub use rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
 pub use response_posture::ResponsePostureLayer;

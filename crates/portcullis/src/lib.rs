@@ -14,6 +14,7 @@ pub mod security_txt;
 pub mod server;
 pub mod stack;
 pub mod telemetry;
+pub mod wire_framing;
 
 pub use portcullis_layers as layers;
 pub use portcullis_policy as policy;

@@ -16,6 +16,7 @@ use tower::{Layer, Service};
 
 use crate::proxy::{PeerAddr, Proxy, ProxyError};
 use crate::stack::{PolicyLayer, PolicyService};
+use crate::wire_framing::{FramingQueue, ScannedIo};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,14 +96,19 @@ impl Gateway {
             };
             let _ = stream.set_nodelay(true);
             let service = self.service.clone();
+            let queue = FramingQueue::default();
+            let io = TokioIo::new(ScannedIo::new(stream, queue.clone()));
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
+                if req.version() < http::Version::HTTP_2 {
+                    if let Some(wire) = queue.pop() {
+                        req.extensions_mut().insert(wire);
+                    }
+                }
                 let mut service = service.clone();
                 async move { service.call(req).await }
             });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), hyper_service)
-                .into_owned();
+            let conn = builder.serve_connection(io, hyper_service).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

@@ -1,0 +1,1 @@
+//! Benchmarks for Portcullis: see bench/README.md.
