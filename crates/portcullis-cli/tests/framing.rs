@@ -7,13 +7,7 @@ mod common;
 use portcullis_test::{GatewayProcess, TestUpstream, raw_exchange};
 
 async fn gateway() -> (TestUpstream, GatewayProcess) {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &common::sdk_api("production"),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     (upstream, gw)
 }
 

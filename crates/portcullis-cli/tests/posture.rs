@@ -20,13 +20,7 @@ const SEED_000_HEADERS: &[(&str, &str)] = &[
 ];
 
 async fn gateway() -> (TestUpstream, GatewayProcess, Client) {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &common::example("sdk-api.toml"),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&common::example("sdk-api.toml")).await;
     let client = Client::http1(gw.addr);
     (upstream, gw, client)
 }
@@ -158,13 +152,7 @@ async fn security_txt_is_served_from_the_disclosure_section() {
 
 #[tokio::test]
 async fn default_posture_applies_when_the_policy_lists_no_headers() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        "environment = \"development\"\n",
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway("environment = \"development\"\n").await;
     let reply = Client::http1(gw.addr).get("/x").await;
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(reply.header("x-frame-options"), Some("DENY"));
@@ -201,8 +189,7 @@ reason = "embedded by our own dashboard"
 [route.headers.not-set]
 permissions-policy = "the embed page negotiates features itself"
 "#;
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(common::binary(), policy, Some(&upstream.url()), &[]);
+    let (_upstream, gw) = common::gateway(policy).await;
     let client = Client::http1(gw.addr);
     let embed = client.get("/embed/widget").await;
     assert_eq!(embed.header("x-frame-options"), Some("SAMEORIGIN"));

@@ -17,13 +17,7 @@ fn dev_policy(extra: &str) -> String {
 
 #[tokio::test]
 async fn correlation_ids_are_generated_kept_forwarded_and_echoed() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &common::sdk_api("production"),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let client = Client::http1(gw.addr);
 
     let generated = client.get("/v1/status").await;
@@ -164,13 +158,7 @@ async fn slow_upstream_is_a_504() {
 
 #[tokio::test]
 async fn upstream_errors_pass_through_with_the_posture() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &common::sdk_api("production"),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (_upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let reply = Client::http1(gw.addr).get("/status/503").await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("x-upstream"), Some("1"));
@@ -180,13 +168,7 @@ async fn upstream_errors_pass_through_with_the_posture() {
 
 #[tokio::test]
 async fn forwarding_headers_come_from_the_gateway_not_the_client() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &dev_policy(""),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&dev_policy("")).await;
     let client = Client::http1(gw.addr);
     let req = client
         .request("GET", "/x")
@@ -249,13 +231,7 @@ async fn preserve_host_forwards_the_clients_host() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_never_cross() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &dev_policy(""),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&dev_policy("")).await;
     let client = Client::http1(gw.addr);
     let req = client
         .request("GET", "/x")
@@ -285,13 +261,7 @@ async fn hop_by_hop_headers_never_cross() {
 
 #[tokio::test]
 async fn request_bodies_stream_through() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &dev_policy(""),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (_upstream, gw) = common::gateway(&dev_policy("")).await;
     let client = Client::http1(gw.addr);
     let body = Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
     let reply = client
@@ -308,13 +278,7 @@ async fn request_bodies_stream_through() {
 
 #[tokio::test]
 async fn h2c_clients_are_served() {
-    let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(
-        common::binary(),
-        &common::sdk_api("production"),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let reply = Client::h2c(gw.addr).get("/v1/account/me").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.version, http::Version::HTTP_2);
@@ -337,13 +301,7 @@ async fn h2c_upstreams_are_spoken_to_in_http2() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
-    let upstream = TestUpstream::start().await;
-    let mut gw = GatewayProcess::start(
-        common::binary(),
-        &dev_policy(""),
-        Some(&upstream.url()),
-        &[],
-    );
+    let (upstream, mut gw) = common::gateway(&dev_policy("")).await;
     let client = Client::http1(gw.addr);
     let in_flight = tokio::spawn(async move { client.get("/slow/800").await });
     // Wait until the request has reached the upstream.

@@ -23,3 +23,15 @@ pub fn sdk_api(environment: &str) -> String {
         &format!("environment = \"{environment}\""),
     )
 }
+
+/// A test upstream and a gateway process running `policy` in front of it.
+pub async fn gateway(
+    policy: &str,
+) -> (
+    portcullis_test::TestUpstream,
+    portcullis_test::GatewayProcess,
+) {
+    let upstream = portcullis_test::TestUpstream::start().await;
+    let gw = portcullis_test::GatewayProcess::start(binary(), policy, Some(&upstream.url()), &[]);
+    (upstream, gw)
+}
