@@ -121,3 +121,27 @@ fn unreadable_file_is_a_different_exit_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/policy.toml"));
 }
+
+#[test]
+fn settings_that_would_silently_misbehave_are_errors() {
+    let policy = "environment = \"development\"\n\
+                  [logging]\n\
+                  level = \"verbose\"\n\
+                  [upstream]\n\
+                  url = \"http://127.0.0.1:3000\"\n\
+                  protocol = \"h2c\"\n\
+                  preserve-host = true\n\
+                  [headers.set.X-Frame-Options]\n\
+                  value = \"DENY\"\n";
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("logging.level: `verbose` is not a log level"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("upstream.preserve-host"), "{stderr}");
+    assert!(
+        stderr.contains("write header names in lower case (`x-frame-options`)"),
+        "{stderr}"
+    );
+}

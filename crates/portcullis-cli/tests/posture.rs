@@ -199,3 +199,24 @@ permissions-policy = "the embed page negotiates features itself"
     assert_eq!(other.header("x-frame-options"), Some("DENY"));
     assert!(other.header("permissions-policy").is_some());
 }
+
+#[tokio::test]
+async fn headers_the_policy_does_not_set_are_not_sent_even_by_the_upstream() {
+    let policy = "environment = \"test\"\n[headers.not-set]\nx-upstream = \"the upstream's marker is internal\"\n";
+    let (_upstream, gw) = common::gateway(policy).await;
+    let reply = Client::http1(gw.addr).get("/x").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("x-upstream").is_none());
+}
+
+#[tokio::test]
+async fn path_parameters_do_not_move_a_request_out_of_its_group() {
+    let (upstream, _gw, client) = gateway().await;
+    let reply = client.get("/v1/account;jsessionid=1/me").await;
+    assert_eq!(reply.header("cache-control"), Some("no-store, private"));
+    // Forwarded as sent: parameters belong to the upstream.
+    assert_eq!(upstream.last().target, "/v1/account;jsessionid=1/me");
+    let encoded = client.get("/v1/account%3Bx/me").await;
+    assert_eq!(encoded.header("cache-control"), Some("no-store"));
+    assert_eq!(upstream.last().target, "/v1/account%3Bx/me");
+}

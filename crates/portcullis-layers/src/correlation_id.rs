@@ -16,8 +16,10 @@
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let layer = CorrelationIdLayer::new(HeaderName::from_static("x-correlation-id"))
-//!     .accept(vec![HeaderName::from_static("x-request-id")]);
+//! let layer = CorrelationIdLayer::new(HeaderName::from_static("x-correlation-id")).accept(vec![
+//!     HeaderName::from_static("x-correlation-id"),
+//!     HeaderName::from_static("x-request-id"),
+//! ]);
 //! let svc = ServiceBuilder::new().layer(layer).service(service_fn(|req: Request<()>| async move {
 //!     let id = req.extensions().get::<CorrelationId>().unwrap().clone();
 //!     assert_eq!(id.as_str(), "abc-123");
@@ -114,15 +116,10 @@ impl CorrelationIdLayer {
         }
     }
 
-    /// Also (or instead) accept the caller's ID from these headers, in order.
+    /// Take the caller's ID only from these headers, in order (by default, from the ID header
+    /// itself). An empty list means the ID is always generated.
     pub fn accept(self, headers: Vec<HeaderName>) -> Self {
-        self.map(|c| {
-            for h in headers {
-                if !c.accept.contains(&h) {
-                    c.accept.push(h);
-                }
-            }
-        })
+        self.map(|c| c.accept = headers)
     }
 
     /// Longest caller-supplied ID kept (default 128).
@@ -238,6 +235,23 @@ mod tests {
         }
         let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
         assert!(CorrelationId::from_caller(&long, 128).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_empty_accept_list_always_generates() {
+        use tower::{ServiceExt, service_fn};
+        let layer =
+            CorrelationIdLayer::new(HeaderName::from_static("x-correlation-id")).accept(vec![]);
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            assert_eq!(req.headers().get_all("x-correlation-id").iter().count(), 1);
+            Ok::<_, std::convert::Infallible>(Response::new(()))
+        }));
+        let req = Request::builder()
+            .header("x-correlation-id", "mine")
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_ne!(res.headers()["x-correlation-id"], "mine");
     }
 
     #[test]

@@ -23,4 +23,4 @@ pub use either_future::EitherFuture;
 pub use framing::{FramingLayer, WireFraming};
 pub use matched_route::MatchedRoute;
 pub use rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
-pub use response_posture::ResponsePostureLayer;
+pub use response_posture::{ResponsePostureLayer, RoutePosture};

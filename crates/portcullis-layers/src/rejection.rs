@@ -93,25 +93,11 @@ impl Rejection {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// 404 for a path the gateway serves itself but does not know.
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-    }
-
     /// 405 for a method the gateway never forwards.
     pub fn method_not_allowed(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            message,
-        )
-    }
-
-    /// 431 for a request with too many or too large header fields.
-    pub fn headers_too_large(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
             message,
         )
     }
@@ -132,16 +118,6 @@ impl Rejection {
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the upstream service did not answer in time",
-        )
-        .with_detail(detail)
-    }
-
-    /// 500: a fault in the gateway itself.
-    pub fn internal(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error",
         )
         .with_detail(detail)
     }

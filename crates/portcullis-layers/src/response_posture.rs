@@ -1,25 +1,29 @@
 //! Response posture: security headers, Cache-Control and removed headers, per route.
 //!
-//! Each route has one precomputed [`HeaderMap`] (security headers plus its Cache-Control) that
-//! is inserted into every response, overriding what the upstream sent: the policy is the single
-//! source of the posture. Headers that advertise the stack (`Server`, `X-Powered-By`, ...) are
-//! removed. The route comes from [`MatchedRoute`] in the response's extensions; responses
-//! without one (a request refused before routing) get the default route's posture, which is
-//! the last entry.
+//! Each route has one precomputed [`RoutePosture`]: a [`HeaderMap`] (security headers plus its
+//! Cache-Control) inserted into every response, overriding what the upstream sent, and a list
+//! of headers removed from it (those that advertise the stack, like `Server`, and those the
+//! policy deliberately does not send). The policy is the single source of the posture: what a
+//! reviewer reads is what a client gets, whatever the upstream does. The route comes from
+//! [`MatchedRoute`] in the response's extensions; responses without one (a request refused
+//! before routing) get the default route's posture, which is the last entry.
 //!
 //! tower-http's `SetResponseHeader` sets one fixed header per layer; a per-route set needs one
 //! lookup and one loop instead, hence this module.
 //!
 //! ```
 //! use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-//! use portcullis_layers::response_posture::ResponsePostureLayer;
+//! use portcullis_layers::response_posture::{ResponsePostureLayer, RoutePosture};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let mut default = HeaderMap::new();
 //! default.insert("cache-control", HeaderValue::from_static("no-store"));
 //! default.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-//! let layer = ResponsePostureLayer::new(vec![default], vec![HeaderName::from_static("server")]);
+//! let layer = ResponsePostureLayer::new(vec![RoutePosture {
+//!     insert: default,
+//!     remove: vec![HeaderName::from_static("server")],
+//! }]);
 //! let svc = ServiceBuilder::new().layer(layer).service(service_fn(|_req: Request<()>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::builder().header("server", "nginx/1.2.3").body(()).unwrap())
 //! }));
@@ -39,11 +43,19 @@ use tower::{Layer, Service};
 
 use crate::matched_route::MatchedRoute;
 
+/// What one route does to its responses.
+#[derive(Debug, Clone, Default)]
+pub struct RoutePosture {
+    /// Inserted, replacing any upstream value.
+    pub insert: HeaderMap,
+    /// Removed from upstream responses.
+    pub remove: Vec<HeaderName>,
+}
+
 #[derive(Debug)]
 struct Posture {
-    /// One map per route; the last one is the default route's.
-    per_route: Vec<HeaderMap>,
-    removed: Vec<HeaderName>,
+    /// One entry per route; the last one is the default route's.
+    per_route: Vec<RoutePosture>,
 }
 
 /// See the module docs.
@@ -53,11 +65,11 @@ pub struct ResponsePostureLayer {
 }
 
 impl ResponsePostureLayer {
-    /// `per_route[i]` is inserted into responses of route `i`; the last entry also serves
-    /// responses with no [`MatchedRoute`]. An empty list sets nothing.
-    pub fn new(per_route: Vec<HeaderMap>, removed: Vec<HeaderName>) -> Self {
+    /// `per_route[i]` applies to responses of route `i`; the last entry also serves responses
+    /// with no [`MatchedRoute`]. An empty list changes nothing.
+    pub fn new(per_route: Vec<RoutePosture>) -> Self {
         Self {
-            posture: Arc::new(Posture { per_route, removed }),
+            posture: Arc::new(Posture { per_route }),
         }
     }
 }
@@ -120,15 +132,15 @@ where
         let mut res = ready!(this.inner.poll(cx))?;
         let posture = &**this.posture;
         let index = res.extensions().get::<MatchedRoute>().map(|r| r.index);
-        let headers = res.headers_mut();
-        for name in &posture.removed {
-            headers.remove(name);
-        }
-        let map = index
+        let route = index
             .and_then(|i| posture.per_route.get(i))
             .or_else(|| posture.per_route.last());
-        if let Some(map) = map {
-            for (name, value) in map {
+        if let Some(route) = route {
+            let headers = res.headers_mut();
+            for name in &route.remove {
+                headers.remove(name);
+            }
+            for (name, value) in &route.insert {
                 headers.insert(name.clone(), value.clone());
             }
         }
@@ -142,16 +154,18 @@ mod tests {
     use http::HeaderValue;
     use tower::{ServiceExt, service_fn};
 
-    fn map(cache: &'static str) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        m.insert("cache-control", HeaderValue::from_static(cache));
-        m
+    fn map(cache: &'static str) -> RoutePosture {
+        let mut insert = HeaderMap::new();
+        insert.insert("cache-control", HeaderValue::from_static(cache));
+        RoutePosture {
+            insert,
+            remove: vec![HeaderName::from_static("content-security-policy")],
+        }
     }
 
     #[tokio::test]
     async fn picks_the_matched_route_and_overrides_upstream() {
-        let layer =
-            ResponsePostureLayer::new(vec![map("no-store, private"), map("no-store")], vec![]);
+        let layer = ResponsePostureLayer::new(vec![map("no-store, private"), map("no-store")]);
         let svc = layer.layer(service_fn(|_req: Request<()>| async {
             let mut res = Response::builder()
                 .header("cache-control", "public, max-age=9999")
@@ -170,8 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn unrouted_responses_get_the_default_posture() {
-        let layer =
-            ResponsePostureLayer::new(vec![map("no-store, private"), map("no-store")], vec![]);
+        let layer = ResponsePostureLayer::new(vec![map("no-store, private"), map("no-store")]);
         let svc = layer.layer(service_fn(|_req: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new(()))
         }));

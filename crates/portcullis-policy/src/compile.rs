@@ -265,7 +265,14 @@ impl Cx {
 
     fn header_name(&mut self, path: &KeyPath, name: &str) -> Option<HeaderName> {
         self.parse(path, name, |n| {
-            // Header names are matched case-insensitively; the policy spells them in lower case.
+            // Header names are case-insensitive; one spelling per header keeps a policy from
+            // holding two entries for the same header, one silently overriding the other.
+            if n.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "write header names in lower case (`{}`)",
+                    n.to_ascii_lowercase()
+                ));
+            }
             HeaderName::from_bytes(n.as_bytes())
                 .map_err(|_| format!("`{n}` is not a valid header name"))
         })
@@ -338,7 +345,15 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
     let logging = LoggingSettings {
         format,
         access_log: raw_logging.access_log.unwrap_or(true),
-        level: raw_logging.level.unwrap_or_else(|| "info".to_owned()),
+        level: match raw_logging.level {
+            None => "info".to_owned(),
+            Some(level) => {
+                if let Err(message) = check_log_level(&level) {
+                    cx.error(root.key("logging").key("level"), message);
+                }
+                level
+            }
+        },
     };
 
     // Global headers: the built-in set (unless disabled), then the file's `set`, minus `not-set`.
@@ -483,11 +498,12 @@ fn build_server(cx: &mut Cx, raw: RawServer) -> ServerSettings {
         .collect();
     let max_header_count = match raw.max_header_count {
         None => 100,
-        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        // 256 is also the most the gateway's wire-framing scanner reads in one head.
+        Some(n) if (1..=256).contains(&n) => n as usize,
         Some(n) => {
             cx.error(
                 path.key("max-header-count"),
-                format!("{n} is out of range (1 to 10000)"),
+                format!("{n} is out of range (1 to 256)"),
             );
             100
         }
@@ -535,6 +551,14 @@ fn build_upstream(cx: &mut Cx, raw: RawUpstream) -> UpstreamSettings {
         }
     };
     let defaults = UpstreamSettings::new(url);
+    let preserve_host = raw.preserve_host.unwrap_or(defaults.preserve_host);
+    if preserve_host && protocol == UpstreamProtocol::H2c {
+        // HTTP/2 carries the host in `:authority`, which names the connection's peer here.
+        cx.error(
+            path.key("preserve-host"),
+            "`preserve-host` is not supported with an h2c upstream yet",
+        );
+    }
     UpstreamSettings {
         protocol,
         connect_timeout: cx.duration(
@@ -552,9 +576,30 @@ fn build_upstream(cx: &mut Cx, raw: RawUpstream) -> UpstreamSettings {
             raw.idle_timeout.as_deref(),
             defaults.idle_timeout,
         ),
-        preserve_host: raw.preserve_host.unwrap_or(defaults.preserve_host),
+        preserve_host,
         ..defaults
     }
+}
+
+/// A `tracing` filter: `info`, or `info,portcullis::access=off`. A bare word that is not a
+/// level would be read as a target name and silence everything else, so it is refused.
+fn check_log_level(value: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |l: &str| LEVELS.iter().any(|x| x.eq_ignore_ascii_case(l.trim()));
+    for directive in value.split(',') {
+        let ok = match directive.split_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(directive),
+        };
+        if !ok {
+            return Err(format!(
+                "`{}` is not a log level or `target=level` directive (levels: {})",
+                directive.trim(),
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An upstream URL: `http://host[:port][/prefix]`, nothing else.
@@ -759,15 +804,16 @@ fn build_disclosure(cx: &mut Cx, raw: RawDisclosure) -> Option<Disclosure> {
             );
         }
     }
-    let Some(expires) = raw.expires else {
-        cx.missing(path.key("expires"), "security.txt needs `expires`, an RFC 3339 date-time such as 2027-06-30T00:00:00Z (RFC 9116)");
-        return None;
-    };
-    if expires.date.is_none() || expires.time.is_none() || expires.offset.is_none() {
-        cx.error(
+    match &raw.expires {
+        None => cx.missing(
+            path.key("expires"),
+            "security.txt needs `expires`, an RFC 3339 date-time such as 2027-06-30T00:00:00Z (RFC 9116)",
+        ),
+        Some(e) if e.date.is_none() || e.time.is_none() || e.offset.is_none() => cx.error(
             path.key("expires"),
             "`expires` must be a full date-time with an offset, e.g. 2027-06-30T00:00:00Z",
-        );
+        ),
+        Some(_) => {}
     }
     for (key, urls) in [
         ("encryption", &raw.encryption),
@@ -787,7 +833,7 @@ fn build_disclosure(cx: &mut Cx, raw: RawDisclosure) -> Option<Disclosure> {
     }
     Some(Disclosure {
         contact,
-        expires: expires.to_string(),
+        expires: raw.expires?.to_string(),
         encryption: raw.encryption.unwrap_or_default(),
         policy: raw.policy,
         acknowledgments: raw.acknowledgments,
@@ -795,4 +841,18 @@ fn build_disclosure(cx: &mut Cx, raw: RawDisclosure) -> Option<Disclosure> {
         canonical: raw.canonical.unwrap_or_default(),
         hiring: raw.hiring,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_levels() {
+        assert!(check_log_level("info").is_ok());
+        assert!(check_log_level("WARN,portcullis::access=off").is_ok());
+        assert!(check_log_level("verbose").is_err());
+        assert!(check_log_level("info,").is_err());
+        assert!(check_log_level("portcullis=loud").is_err());
+    }
 }

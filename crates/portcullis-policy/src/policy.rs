@@ -44,7 +44,7 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Most header fields a request may carry.
+    /// Most header fields an HTTP/1.1 request may carry (more: 431, refused by the server).
     pub max_header_count: usize,
 }
 
@@ -132,6 +132,18 @@ impl Route {
     /// Whether a normalised, decoded path belongs to this route.
     pub fn matches(&self, path: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(path))
+    }
+
+    /// Headers removed from this route's upstream responses: the policy's `remove` list and
+    /// every header it deliberately does not send.
+    pub fn removed_headers<'a>(
+        &'a self,
+        policy: &'a Policy,
+    ) -> impl Iterator<Item = &'a HeaderName> {
+        policy
+            .removed_headers
+            .iter()
+            .chain(self.not_set.iter().map(|n| &n.name))
     }
 
     /// The headers this route sends in `environment`, Cache-Control included, ready to insert.

@@ -18,6 +18,9 @@ use crate::proxy::{PeerAddr, Proxy, ProxyError};
 use crate::stack::{PolicyLayer, PolicyService};
 use crate::wire_framing::{FramingQueue, ScannedIo};
 
+/// Largest HTTP/2 header block accepted (decoded), like nginx's default 4 × 8 KiB buffers.
+const MAX_H2_HEADER_LIST: u32 = 32 * 1024;
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -78,7 +81,10 @@ impl Gateway {
             .timer(TokioTimer::new())
             .header_read_timeout(self.policy.server.header_read_timeout)
             .max_headers(self.policy.server.max_header_count);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_H2_HEADER_LIST);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {

@@ -9,7 +9,7 @@ use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
 use portcullis_layers::{
     AccessLogLayer, CorrelationIdLayer, ErrorDetail, FramingLayer, RenderErrorsLayer,
-    ResponsePostureLayer,
+    ResponsePostureLayer, RoutePosture,
 };
 use portcullis_policy::Policy;
 use tower::Layer;
@@ -17,7 +17,9 @@ use tower::Layer;
 use crate::routing::{Routing, RoutingLayer};
 use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 
-/// Every check a policy declares, as one `tower` layer, in the pipeline order of DESIGN.md:
+/// Every check a policy declares, as one `tower` layer. The order follows DESIGN.md's pipeline,
+/// except that framing hygiene runs before routing: it depends on no route, and a request whose
+/// framing is ambiguous is refused before anything reads its path.
 ///
 /// 1. correlation ID (outermost, so every response and log line carries it)
 /// 2. access log
@@ -70,14 +72,17 @@ impl PolicyLayer {
         };
         let per_route = policy
             .all_routes()
-            .map(|r| r.response_headers(policy.environment))
+            .map(|r| RoutePosture {
+                insert: r.response_headers(policy.environment),
+                remove: r.removed_headers(&policy).cloned().collect(),
+            })
             .collect();
         Self {
             correlation,
             access_log: AccessLogLayer::new(policy.logging.access_log),
             render: RenderErrorsLayer::new(detail),
-            posture: ResponsePostureLayer::new(per_route, policy.removed_headers.clone()),
-            framing: FramingLayer::new(policy.server.max_header_count),
+            posture: ResponsePostureLayer::new(per_route),
+            framing: FramingLayer::new(),
             routing: RoutingLayer::new(policy.clone()),
             security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
             policy,

@@ -139,7 +139,20 @@ impl Inner {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
 
+        // `TE: trailers` is the one hop-by-hop value worth passing on: this proxy streams
+        // trailers through, and gRPC upstreams require it.
+        let accepts_trailers = parts.headers.get_all(header::TE).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
         strip_hop_by_hop(&mut parts.headers);
+        if accepts_trailers {
+            parts
+                .headers
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         if let Some(PeerAddr(peer)) = parts.extensions.get::<PeerAddr>().copied() {
             forwarded::apply(
                 &mut parts.headers,
