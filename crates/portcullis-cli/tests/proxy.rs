@@ -175,12 +175,14 @@ async fn forwarding_headers_come_from_the_gateway_not_the_client() {
         .header("x-forwarded-for", "6.6.6.6")
         .header("forwarded", "for=6.6.6.6")
         .header("x-forwarded-proto", "https")
+        .header("x-real-ip", "6.6.6.6")
         .body(Full::default())
         .unwrap();
     assert_eq!(client.send(req).await.status, 200);
     let seen = upstream.last();
     assert_eq!(seen.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header_all("x-real-ip"), vec!["127.0.0.1"]);
     assert!(
         seen.header("forwarded")
             .unwrap()

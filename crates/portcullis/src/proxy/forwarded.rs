@@ -1,4 +1,5 @@
-//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239).
+//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Real-IP` and `Forwarded`
+//! (RFC 7239).
 //!
 //! A client's own forwarding headers are believed only when the peer is a trusted proxy; from
 //! anyone else they are replaced, never appended to, so a client cannot choose the address the
@@ -12,6 +13,7 @@ use ipnet::IpNet;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Whether `peer` is one of the trusted proxies.
 pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
@@ -29,6 +31,10 @@ pub fn apply(
     let ip = peer.ip().to_canonical();
     let trusted = is_trusted(ip, trusted);
     let ip_text = ip.to_string();
+    // An IP address's text is always a valid header value.
+    let Ok(real_ip) = HeaderValue::try_from(ip_text.as_str()) else {
+        return;
+    };
 
     let xff = match joined(headers, &X_FORWARDED_FOR).filter(|_| trusted) {
         Some(prior) => format!("{prior}, {ip_text}"),
@@ -52,6 +58,10 @@ pub fn apply(
     if !trusted {
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
+        headers.remove(&X_REAL_IP);
+    }
+    if !headers.contains_key(&X_REAL_IP) {
+        headers.insert(X_REAL_IP, real_ip);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -95,6 +105,7 @@ mod tests {
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         h.insert("forwarded", "for=1.2.3.4".parse().unwrap());
+        h.insert("x-real-ip", "1.2.3.4".parse().unwrap());
         apply(
             &mut h,
             peer("203.0.113.9:5000"),
@@ -108,6 +119,7 @@ mod tests {
             "for=203.0.113.9;proto=http;host=\"api.example\""
         );
         assert_eq!(h["x-forwarded-host"], "api.example");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
     }
 
     #[test]
