@@ -194,3 +194,21 @@ async fn pipelined_valid_requests_are_all_served() {
     let targets: Vec<String> = upstream.received().into_iter().map(|r| r.target).collect();
     assert_eq!(targets, vec!["/one", "/two", "/three"]);
 }
+
+#[tokio::test]
+async fn heads_larger_than_the_scanner_reads_are_refused() {
+    let (upstream, gw) = gateway().await;
+    let big = "a".repeat(70 * 1024);
+    let response = raw_exchange(
+        gw.addr,
+        format!("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        status_of(&response),
+        431,
+        "{}",
+        &response[..response.len().min(200)]
+    );
+    assert!(upstream.received().is_empty());
+}

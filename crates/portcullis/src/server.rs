@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use crate::proxy::{PeerAddr, Proxy, ProxyError};
 use crate::stack::{PolicyLayer, PolicyService};
-use crate::wire_framing::{FramingQueue, ScannedIo};
+use crate::wire_framing::{self, FramingQueue, ScannedIo};
 
 /// Largest HTTP/2 header block accepted (decoded), like nginx's default 4 × 8 KiB buffers.
 const MAX_H2_HEADER_LIST: u32 = 32 * 1024;
@@ -80,7 +80,8 @@ impl Gateway {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.policy.server.header_read_timeout)
-            .max_headers(self.policy.server.max_header_count);
+            .max_headers(self.policy.server.max_header_count)
+            .max_buf_size(wire_framing::MAX_HEAD);
         builder
             .http2()
             .timer(TokioTimer::new())

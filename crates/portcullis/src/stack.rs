@@ -17,7 +17,8 @@ use tower::Layer;
 use crate::routing::{Routing, RoutingLayer};
 use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 
-/// Every check a policy declares, as one `tower` layer. The order follows DESIGN.md's pipeline,
+/// Every check a policy declares, as one `tower` layer. The order follows the design's request
+/// pipeline (docs/gateway.md walks through it),
 /// except that framing hygiene runs before routing: it depends on no route, and a request whose
 /// framing is ambiguous is refused before anything reads its path.
 ///

@@ -24,8 +24,9 @@ use std::task::{Context, Poll};
 use portcullis_layers::framing::WireFraming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Longest request head the scanner buffers; hyper refuses longer ones itself.
-const MAX_HEAD: usize = 64 * 1024;
+/// Longest request head the scanner buffers. The server caps hyper's read buffer at the same
+/// size, so hyper refuses (431) any head the scanner cannot see whole.
+pub const MAX_HEAD: usize = 64 * 1024;
 /// Longest chunk-size or trailer line.
 const MAX_LINE: usize = 4096;
 const MAX_HEADERS: usize = 256;

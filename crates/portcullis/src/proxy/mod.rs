@@ -139,8 +139,9 @@ impl Inner {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
 
-        // `TE: trailers` is the one hop-by-hop value worth passing on: this proxy streams
-        // trailers through, and gRPC upstreams require it.
+        // `TE: trailers` is the one hop-by-hop value worth passing on to an HTTP/2 upstream:
+        // trailers stream through, and gRPC requires it. (HTTP/1.1 would also need
+        // `Connection: TE`; no HTTP/1.1 upstream needs it.)
         let accepts_trailers = parts.headers.get_all(header::TE).iter().any(|v| {
             v.to_str().is_ok_and(|v| {
                 v.split(',')
@@ -148,7 +149,7 @@ impl Inner {
             })
         });
         strip_hop_by_hop(&mut parts.headers);
-        if accepts_trailers {
+        if accepts_trailers && self.version == Version::HTTP_2 {
             parts
                 .headers
                 .insert(header::TE, HeaderValue::from_static("trailers"));
