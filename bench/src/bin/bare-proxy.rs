@@ -1,0 +1,149 @@
+//! The bare hyper proxy: the practical ceiling for `portcullis serve`.
+//!
+//! The same plumbing as the gateway and nothing else: a Tokio multi-thread runtime built like
+//! the CLI's (`new_multi_thread().enable_all()`, so `TOKIO_WORKER_THREADS` applies), the accept
+//! loop on the `block_on` thread, `TCP_NODELAY` on accepted sockets, a hyper-util `auto` server
+//! with the gateway's settings (Tokio timer, 10 s header read timeout, 100 headers at most,
+//! 32 KiB HTTP/2 header lists), and a hyper-util legacy `Client` over an `HttpConnector` with
+//! `nodelay` and the gateway's pool settings. Each request is forwarded with its path and query
+//! rewritten onto the upstream's authority; headers and bodies pass through untouched both ways.
+//!
+//! What the gateway does on top, and this does not: the policy layers, the wire-framing scan of
+//! request heads, graceful-shutdown tracking, hop-by-hop and forwarding headers, the per-request
+//! upstream timeout, and logging.
+//!
+//! ```text
+//! bare-proxy --listen 127.0.0.1:8081 --upstream 127.0.0.1:3000
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::Either;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use portcullis_bench::{ArgError, flags, loopback_addr};
+use tokio::net::TcpListener;
+
+type Body = Either<Incoming, Empty<Bytes>>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bare-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let (mut listen, mut upstream) = (None, None);
+    for (name, value) in flags(&["listen", "upstream"])? {
+        let addr = loopback_addr(&value)?;
+        match name.as_str() {
+            "listen" => listen = Some(addr),
+            _ => upstream = Some(addr),
+        }
+    }
+    let listen = listen.ok_or_else(|| ArgError("--listen ADDR is required".into()))?;
+    let upstream = upstream.ok_or_else(|| ArgError("--upstream ADDR is required".into()))?;
+    // As the CLI builds the gateway's runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(listen, upstream))
+}
+
+async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let authority = Authority::try_from(upstream.to_string())?;
+
+    // The gateway's client: `portcullis::proxy::Proxy::new` with the policy's defaults.
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    connector.set_nodelay(true);
+    connector.enforce_http(true);
+    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector);
+
+    // The gateway's server settings: `portcullis::server::Gateway::serve`.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(32 * 1024);
+
+    let listener = TcpListener::bind(listen).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("bare-proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let client = client.clone();
+        let authority = authority.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            forward(client.clone(), authority.clone(), req)
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn forward(
+    client: Client<HttpConnector, Incoming>,
+    authority: Authority,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build();
+    let Ok(uri) = uri else {
+        return Ok(status(StatusCode::BAD_REQUEST));
+    };
+    parts.uri = uri;
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(res) => Ok(res.map(Either::Left)),
+        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    }
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut res = Response::new(Either::Right(Empty::new()));
+    *res.status_mut() = code;
+    res
+}
