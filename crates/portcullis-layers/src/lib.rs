@@ -10,15 +10,22 @@
 //! renderer needs `From<Bytes>` (both hold for `axum::body::Body`).
 
 pub mod access_log;
+pub mod cookies;
 pub mod correlation_id;
+pub mod cors;
+pub mod csrf;
 mod either_future;
 pub mod framing;
 pub mod matched_route;
+pub mod origin;
 pub mod rejection;
 pub mod response_posture;
 
 pub use access_log::AccessLogLayer;
+pub use cookies::{CookiePolicyLayer, CookieRule, CookieRules, SameSite};
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
+pub use cors::{CorsLayer, CorsPolicy};
+pub use csrf::{CsrfConfig, CsrfLayer, CsrfMode, CsrfVerdict, PathExemption};
 pub use either_future::EitherFuture;
 pub use framing::{FramingLayer, WireFraming};
 pub use matched_route::MatchedRoute;

@@ -9,6 +9,9 @@ use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::Environment;
+use crate::cookies;
+use crate::cors::{self, CorsPolicy};
+use crate::csrf;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::disclosure::Disclosure;
 use crate::headers::{self, HeaderRule, NotSet};
@@ -83,6 +86,9 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "headers" => section(doc, &path, value, diags).map(|v| raw.headers = v),
             "default-route" => section(doc, &path, value, diags).map(|v| raw.default_route = v),
             "disclosure" => section(doc, &path, value, diags).map(|v| raw.disclosure = v),
+            "cors" => section(doc, &path, value, diags).map(|v| raw.cors = v),
+            "csrf" => section(doc, &path, value, diags).map(|v| raw.csrf = v),
+            "cookies" => section(doc, &path, value, diags).map(|v| raw.cookies = v),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -215,26 +221,26 @@ fn finish(
 }
 
 /// The diagnostics collected while building.
-struct Cx {
-    diags: Vec<Diagnostic>,
+pub(crate) struct Cx {
+    pub(crate) diags: Vec<Diagnostic>,
     /// Keys already reported with a type error: not reported again as missing.
     failed: Vec<KeyPath>,
 }
 
 impl Cx {
     /// Reports a missing or empty required key, unless it was already reported as mistyped.
-    fn missing(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(crate) fn missing(&mut self, path: KeyPath, message: impl Into<String>) {
         if !self.failed.contains(&path) {
             self.error(path, message);
         }
     }
 
-    fn error(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, path: KeyPath, message: impl Into<String>) {
         self.diags.push(Diagnostic::error(path, message));
     }
 
     /// Parses a value, recording a diagnostic on failure.
-    fn parse<T>(
+    pub(crate) fn parse<T>(
         &mut self,
         path: &KeyPath,
         value: &str,
@@ -249,7 +255,12 @@ impl Cx {
         }
     }
 
-    fn duration(&mut self, path: KeyPath, value: Option<&str>, default: Duration) -> Duration {
+    pub(crate) fn duration(
+        &mut self,
+        path: KeyPath,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Duration {
         let Some(value) = value else { return default };
         self.parse(&path, value, |v| {
             let d = humantime::parse_duration(v).map_err(|e| {
@@ -263,7 +274,7 @@ impl Cx {
         .unwrap_or(default)
     }
 
-    fn header_name(&mut self, path: &KeyPath, name: &str) -> Option<HeaderName> {
+    pub(crate) fn header_name(&mut self, path: &KeyPath, name: &str) -> Option<HeaderName> {
         self.parse(path, name, |n| {
             // Header names are case-insensitive; one spelling per header keeps a policy from
             // holding two entries for the same header, one silently overriding the other.
@@ -278,7 +289,11 @@ impl Cx {
         })
     }
 
-    fn environment_list(&mut self, path: &KeyPath, names: &[String]) -> Vec<Environment> {
+    pub(crate) fn environment_list(
+        &mut self,
+        path: &KeyPath,
+        names: &[String],
+    ) -> Vec<Environment> {
         let mut out = Vec::new();
         for (i, name) in names.iter().enumerate() {
             match Environment::from_str(name) {
@@ -389,7 +404,34 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
     if let Some(h) = &default_raw.headers {
         check_route_headers(cx, &default_path.key("headers"), h);
     }
-    let default_route = build_route(
+    let cors: Vec<CorsPolicy> = raw
+        .cors
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, c)| cors::build(cx, &name, c, environment))
+        .collect();
+    let mut cors_used = std::collections::HashSet::new();
+    let mut route_cors = |cx: &mut Cx, at: KeyPath, name: Option<String>| -> Option<String> {
+        let name = name?;
+        if cors.iter().any(|c| c.name == name) {
+            cors_used.insert(name.clone());
+            Some(name)
+        } else {
+            let known: Vec<&str> = cors.iter().map(|c| c.name.as_str()).collect();
+            cx.diags.push(
+                Diagnostic::error(at, format!("no CORS policy named `{name}`")).with_help(
+                    if known.is_empty() {
+                        "define it as a `[cors.NAME]` table".to_owned()
+                    } else {
+                        format!("defined: {}", known.join(", "))
+                    },
+                ),
+            );
+            None
+        }
+    };
+
+    let mut default_route = build_route(
         cx,
         &default_path,
         "default".to_owned(),
@@ -400,6 +442,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         &global,
         &global_not_set,
     );
+    default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
 
     let mut routes = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -441,7 +484,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         if let Some(h) = &r.headers {
             check_route_headers(cx, &path.key("headers"), h);
         }
-        routes.push(build_route(
+        let mut route = build_route(
             cx,
             &path,
             name,
@@ -451,8 +494,26 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
             r.headers,
             &global,
             &global_not_set,
-        ));
+        );
+        route.cors = route_cors(cx, path.key("cors"), r.cors);
+        routes.push(route);
     }
+    for policy in cors.iter().filter(|c| !cors_used.contains(&c.name)) {
+        cx.diags.push(
+            Diagnostic::warning(
+                root.key("cors").key(&policy.name),
+                format!("CORS policy `{}` is not used by any route", policy.name),
+            )
+            .with_help("attach it with `cors = \"NAME\"` on a `[[route]]` or `[default-route]`"),
+        );
+    }
+    let csrf = csrf::build(cx, raw.csrf, environment);
+    let cookies = raw
+        .cookies
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, c)| cookies::build(cx, &name, c, environment))
+        .collect();
 
     let disclosure = raw.disclosure.and_then(|d| build_disclosure(cx, d));
 
@@ -469,6 +530,9 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         routes,
         default_route,
         disclosure,
+        cors,
+        csrf,
+        cookies,
     })
 }
 
@@ -784,6 +848,7 @@ fn build_route(
         reason,
         headers,
         not_set,
+        cors: None,
     }
 }
 

@@ -25,6 +25,9 @@
 //! ```
 
 mod compile;
+pub mod cookies;
+pub mod cors;
+pub mod csrf;
 mod diagnostic;
 mod disclosure;
 mod environment;
@@ -32,6 +35,7 @@ pub mod headers;
 mod key_path;
 mod lints;
 mod normalize;
+pub mod origins;
 mod policy;
 mod raw;
 mod route;

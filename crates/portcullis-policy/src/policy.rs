@@ -7,6 +7,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::Environment;
+use crate::cookies::CookieRule;
+use crate::cors::CorsPolicy;
+use crate::csrf::CsrfSettings;
 use crate::disclosure::Disclosure;
 use crate::headers::{HeaderRule, NotSet};
 use crate::route::PathPattern;
@@ -33,6 +36,11 @@ pub struct Policy {
     /// Catches every path no route matches.
     pub default_route: Route,
     pub disclosure: Option<Disclosure>,
+    /// Named CORS policies (`[cors.NAME]`), sorted by name; routes refer to them by name.
+    pub cors: Vec<CorsPolicy>,
+    pub csrf: CsrfSettings,
+    /// Rules for upstream `Set-Cookie` headers (`[cookies.NAME]`); `name: None` is `"*"`.
+    pub cookies: Vec<CookieRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +134,8 @@ pub struct Route {
     pub headers: Vec<HeaderRule>,
     /// Headers deliberately not sent on this route, with reasons.
     pub not_set: Vec<NotSet>,
+    /// The route's CORS policy by name; `None`: cross-origin access denied.
+    pub cors: Option<String>,
 }
 
 impl Route {
@@ -166,6 +176,11 @@ impl Policy {
             .enumerate()
             .find(|(_, route)| route.matches(path))
             .unwrap_or((self.routes.len(), &self.default_route))
+    }
+
+    /// The CORS policy called `name`.
+    pub fn cors_policy(&self, name: &str) -> Option<&CorsPolicy> {
+        self.cors.iter().find(|c| c.name == name)
     }
 
     /// Every route, the default one last; indices agree with [`Policy::match_route`].

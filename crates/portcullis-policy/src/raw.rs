@@ -26,6 +26,11 @@ pub struct RawPolicy {
     pub default_route: Option<RawRouteBody>,
     pub route: Vec<RawRoute>,
     pub disclosure: Option<RawDisclosure>,
+    /// `[cors.NAME]`: named CORS policies routes refer to.
+    pub cors: Option<BTreeMap<String, RawCors>>,
+    pub csrf: Option<RawCsrf>,
+    /// `[cookies.NAME]`, and `[cookies."*"]` for every other cookie.
+    pub cookies: Option<BTreeMap<String, RawCookie>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +149,7 @@ pub struct RawRouteBody {
     pub cache_control: Option<String>,
     pub reason: Option<String>,
     pub headers: Option<RawHeaders>,
+    pub cors: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +160,7 @@ pub struct RawRoute {
     pub cache_control: Option<String>,
     pub reason: Option<String>,
     pub headers: Option<RawHeaders>,
+    pub cors: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,4 +174,85 @@ pub struct RawDisclosure {
     pub preferred_languages: Option<String>,
     pub canonical: Option<Vec<String>>,
     pub hiring: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCors {
+    pub origins: Option<RawOrigins>,
+    pub methods: Option<Vec<String>>,
+    pub allow_headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    pub max_age: Option<String>,
+    pub credentials: Option<bool>,
+    pub reason: Option<String>,
+}
+
+/// An origin list: the same in every environment (`["https://a"]`), or one list per
+/// environment (`{ development = [...], production = [...] }`).
+#[derive(Debug)]
+pub enum RawOrigins {
+    Everywhere(Vec<String>),
+    PerEnvironment(RawOriginsByEnvironment),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawOriginsByEnvironment {
+    pub development: Option<Vec<String>>,
+    pub test: Option<Vec<String>>,
+    pub production: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawOrigins {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListOrTable;
+
+        impl<'de> Visitor<'de> for ListOrTable {
+            type Value = RawOrigins;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of origins, or a table of lists keyed by environment (`development`, `test`, `production`)")
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawOrigins::Everywhere)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawOriginsByEnvironment::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawOrigins::PerEnvironment)
+            }
+        }
+
+        deserializer.deserialize_any(ListOrTable)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCsrf {
+    pub mode: Option<String>,
+    pub trusted_origins: Option<RawOrigins>,
+    pub api_key_headers: Option<Vec<String>>,
+    pub session_cookies: Option<Vec<String>>,
+    pub exempt: Option<Vec<RawCsrfExempt>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCsrfExempt {
+    pub path: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawCookie {
+    pub secure: Option<bool>,
+    pub http_only: Option<bool>,
+    pub same_site: Option<String>,
+    pub path: Option<String>,
+    pub reason: Option<String>,
 }

@@ -8,6 +8,7 @@
 //! The policy is parsed by [`policy`] (re-exported `portcullis-policy`); the layers live in
 //! [`layers`] (re-exported `portcullis-layers`).
 
+mod cross_origin;
 pub mod proxy;
 pub mod routing;
 pub mod security_txt;
@@ -20,4 +21,4 @@ pub use portcullis_layers as layers;
 pub use portcullis_policy as policy;
 
 pub use server::{Gateway, ServeError, shutdown_signal};
-pub use stack::{PolicyLayer, PolicyService};
+pub use stack::{BrowserChecks, PolicyLayer, PolicyService};

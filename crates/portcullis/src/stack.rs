@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use portcullis_layers::access_log::AccessLog;
+use portcullis_layers::cookies::{CookiePolicy, CookiePolicyLayer};
 use portcullis_layers::correlation_id::CorrelationIdService;
+use portcullis_layers::cors::{Cors, CorsLayer};
+use portcullis_layers::csrf::{Csrf, CsrfLayer};
 use portcullis_layers::framing::Framing;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
@@ -13,7 +16,9 @@ use portcullis_layers::{
 };
 use portcullis_policy::Policy;
 use tower::Layer;
+use tower::util::Either;
 
+use crate::cross_origin;
 use crate::routing::{Routing, RoutingLayer};
 use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 
@@ -28,7 +33,11 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 /// 4. response posture (security headers, Cache-Control, removed headers) on every response
 /// 5. framing hygiene
 /// 6. routing (path normalisation and route match)
-/// 7. `/.well-known/security.txt`
+/// 7. CORS: preflights answered (or refused) here, before authentication; CORS headers on
+///    the way out; WebSocket upgrade origins checked
+/// 8. CSRF: cookie-authenticated unsafe requests must come from a trusted origin
+/// 9. cookie rules on the upstream's `Set-Cookie`
+/// 10. `/.well-known/security.txt`
 ///
 /// then the wrapped service: the reverse proxy in `portcullis serve`, or your own router.
 ///
@@ -51,13 +60,21 @@ pub struct PolicyLayer {
     posture: ResponsePostureLayer,
     framing: FramingLayer,
     routing: RoutingLayer,
+    cors: CorsLayer,
+    csrf: Option<CsrfLayer>,
+    cookies: Option<CookiePolicyLayer>,
     security_txt: SecurityTxtLayer,
 }
 
 /// The service [`PolicyLayer`] wraps around `S`.
 pub type PolicyService<S> = CorrelationIdService<
-    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<SecurityTxt<S>>>>>>,
+    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<Cors<BrowserChecks<S>>>>>>>,
 >;
+
+/// The optional layers inside CORS: the CSRF check and the cookie rules, each present only
+/// when the policy has it.
+pub type BrowserChecks<S> = Either<Csrf<Cookies<S>>, Cookies<S>>;
+type Cookies<S> = Either<CookiePolicy<SecurityTxt<S>>, SecurityTxt<S>>;
 
 impl PolicyLayer {
     pub fn new(policy: impl Into<Arc<Policy>>) -> Self {
@@ -85,6 +102,14 @@ impl PolicyLayer {
             posture: ResponsePostureLayer::new(per_route),
             framing: FramingLayer::new(),
             routing: RoutingLayer::new(policy.clone()),
+            cors: cross_origin::cors_layer(&policy).unwrap_or_else(|e| {
+                // The policy compiler refuses what the layer refuses; should they ever
+                // disagree, deny every cross-origin request rather than allow any.
+                tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
+                CorsLayer::deny_all()
+            }),
+            csrf: cross_origin::csrf_layer(&policy),
+            cookies: cross_origin::cookie_layer(&policy),
             security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
             policy,
         }
@@ -100,6 +125,15 @@ impl<S> Layer<S> for PolicyLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         let svc = self.security_txt.layer(inner);
+        let svc = match &self.cookies {
+            Some(cookies) => Either::Left(cookies.layer(svc)),
+            None => Either::Right(svc),
+        };
+        let svc = match &self.csrf {
+            Some(csrf) => Either::Left(csrf.layer(svc)),
+            None => Either::Right(svc),
+        };
+        let svc = self.cors.layer(svc);
         let svc = self.routing.layer(svc);
         let svc = self.framing.layer(svc);
         let svc = self.posture.layer(svc);
