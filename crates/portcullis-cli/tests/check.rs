@@ -145,3 +145,126 @@ fn settings_that_would_silently_misbehave_are_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn cross_origin_mistakes_are_errors_with_their_keys() {
+    let policy = r#"environment = "production"
+[cors.web]
+origins = ["*", "http://app.example.com", "https://*.com", "https://app.example.com/", "https://a.example.com", "https://A.example.com:443"]
+methods = ["get"]
+credentials = true
+
+[cors.dev]
+origins = ["null"]
+methods = ["GET"]
+
+[csrf]
+trusted-origins = ["*"]
+
+[[csrf.exempt]]
+path = "/auth/*"
+reason = "too broad"
+
+[cookies.session]
+secure = false
+
+[[route]]
+name = "api"
+paths = ["/api/*"]
+cors = "webb"
+
+[default-route]
+cors = "dev"
+"#;
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 1, "{stderr}");
+    for (key, message) in [
+        (
+            "cors.web.origins[0]",
+            "`*` (any origin) is not allowed in production",
+        ),
+        (
+            "cors.web.origins",
+            "`*` cannot be combined with `credentials = true`",
+        ),
+        (
+            "cors.web.origins[1]",
+            "`http://app.example.com` is a plain-HTTP origin",
+        ),
+        ("cors.web.origins[2]", "`https://*.com` is too broad"),
+        (
+            "cors.web.origins[3]",
+            "`https://app.example.com/` is not just an origin",
+        ),
+        (
+            "cors.web.origins[5]",
+            "`https://A.example.com:443` duplicates entry 4",
+        ),
+        (
+            "cors.web.methods[0]",
+            "methods are case-sensitive; write `GET`",
+        ),
+        ("cors.dev.origins[0]", "`null` admits sandboxed iframes"),
+        ("csrf.trusted-origins[0]", "`*` is not allowed here"),
+        ("csrf.exempt[0].path", "`/auth/*` exempts a whole subtree"),
+        (
+            "cookies.session.secure",
+            "cookies must be `Secure` in production",
+        ),
+        ("route[0].cors", "no CORS policy named `webb`"),
+        ("cors.web", "CORS policy `web` is not used by any route"),
+    ] {
+        assert!(
+            stderr.contains(&format!("{key}: {message}")),
+            "missing `{key}: {message}` in:\n{stderr}"
+        );
+    }
+    // Each diagnostic points at its line: the origins list is on line 3.
+    assert!(stderr.contains("check.toml:3:"), "{stderr}");
+}
+
+#[test]
+fn development_origins_belong_in_per_environment_lists() {
+    let shared = r#"environment = "development"
+[cors.app]
+origins = ["http://localhost:5173"]
+methods = ["GET"]
+[default-route]
+cors = "app"
+"#;
+    // A shared list applies in production too, so `check` refuses it even in development.
+    let (code, _, stderr) = check(shared);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("applies in every environment"), "{stderr}");
+
+    let per_env = shared.replace(
+        r#"origins = ["http://localhost:5173"]"#,
+        r#"origins = { development = ["http://localhost:5173"], production = ["https://app.example.com"] }"#,
+    );
+    let (code, stdout, stderr) = check(&per_env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("cors app: http://localhost:5173 on default"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_lists_csrf_exemptions() {
+    let policy = r#"environment = "production"
+[[csrf.exempt]]
+path = "/auth/sso/callback"
+reason = "signed assertion from the IdP"
+"#;
+    let (code, stdout, stderr) = check(policy);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("csrf: enforce"), "{stdout}");
+    assert!(
+        stdout.contains("csrf exempt: /auth/sso/callback (signed assertion from the IdP)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cross-origin denied on: default"),
+        "{stdout}"
+    );
+}

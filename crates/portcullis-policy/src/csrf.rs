@@ -141,8 +141,7 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawCsrf>, environment: Environment)
             continue;
         };
         match PathPattern::parse(&p) {
-            Ok(pattern) if p.ends_with('*') => {
-                let _ = pattern;
+            Ok(_) if p.ends_with('*') => {
                 cx.diags.push(
                     Diagnostic::error(at.key("path"), format!("`{p}` exempts a whole subtree"))
                         .with_help("exemptions are for single endpoints such as an SSO callback: write the exact path (`{param}` segments are allowed)"),

@@ -179,6 +179,8 @@ pub(crate) fn build(
         let report = !everywhere || env == Environment::Production;
         let production = env == Environment::Production;
         let mut entries: Vec<OriginEntry> = Vec::new();
+        // Where each entry was first written, for duplicate reports.
+        let mut first_at: Vec<usize> = Vec::new();
         for (i, raw_entry) in list.iter().enumerate() {
             let key = list_path.index(i);
             let entry = match parse_origin_entry(raw_entry) {
@@ -192,18 +194,19 @@ pub(crate) fn build(
             };
             if report {
                 check_entry(cx, &key, &entry, production, everywhere, rules);
-                if let Some(first) = entries.iter().position(|e| *e == entry) {
+                if let Some(pos) = entries.iter().position(|e| *e == entry) {
                     cx.error(
                         key.clone(),
                         format!(
-                            "`{raw_entry}` duplicates entry {first} (`{}`)",
-                            entries[first]
+                            "`{raw_entry}` duplicates entry {} (both are `{}`)",
+                            first_at[pos], entries[pos]
                         ),
                     );
                 }
             }
             if !entries.contains(&entry) {
                 entries.push(entry);
+                first_at.push(i);
             }
         }
         if env == environment {

@@ -71,6 +71,9 @@ impl GatewayProcess {
                 }
             });
         }
+        // Only the reader threads hold senders now, so a gateway that exits (a policy error)
+        // ends the wait at once instead of after the timeout.
+        drop(tx);
         let mut seen = Vec::new();
         let addr = loop {
             match lines.recv_timeout(Duration::from_secs(30)) {

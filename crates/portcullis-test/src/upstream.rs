@@ -148,13 +148,22 @@ async fn handle(
         "headers": received.headers,
         "body_len": body.len(),
     });
-    Ok(Response::builder()
+    let mut res = Response::builder()
         .status(status)
         .header("content-type", "application/json")
         .header("server", "test-upstream/0.1")
         .header("x-powered-by", "PHP/5.4")
         .header("cache-control", "public, max-age=86400")
-        .header("x-upstream", "1")
+        .header("x-upstream", "1");
+    // `x-test-respond-header: name: value` (repeatable): the upstream adds that header to its
+    // response, so a test can make it send what a misconfigured or hostile upstream would
+    // (its own CORS headers, cookies) and check what the gateway lets through.
+    for value in parts.headers.get_all("x-test-respond-header") {
+        if let Some((name, value)) = value.to_str().ok().and_then(|v| v.split_once(": ")) {
+            res = res.header(name, value);
+        }
+    }
+    Ok(res
         .body(Full::new(Bytes::from(report.to_string())))
         .unwrap())
 }
