@@ -204,6 +204,9 @@ class Route:
     exact: list[str]  # paths matched exactly (with and without a trailing slash)
     prefixes: list[str]  # "/v1/account/" for "/v1/account/*"
     cache_control: str
+    # Has a CORS policy: every response varies on Origin. The measured requests carry no
+    # Origin, so the generated configurations add `Vary: origin` and nothing else of CORS.
+    cors: bool = False
 
 
 @dataclass
@@ -252,7 +255,9 @@ def load_posture(path: Path) -> Posture:
             else:
                 base = pattern.rstrip("/") or "/"
                 exact += [base] if base == "/" else [base, base + "/"]
-        routes.append(Route(raw.get("name", f"route{i}"), exact, prefixes, raw["cache-control"]))
+        routes.append(
+            Route(raw.get("name", f"route{i}"), exact, prefixes, raw["cache-control"], "cors" in raw)
+        )
     # Patterns must not overlap: nginx picks the longest prefix, the policy the first route.
     for r in routes:
         for other in routes:
@@ -264,7 +269,9 @@ def load_posture(path: Path) -> Posture:
                 ):
                     raise HarnessError(f"{path}: overlapping route patterns are not supported")
     default = doc.get("default-route", {})
-    routes.append(Route("default", [], [], default.get("cache-control", "no-store")))
+    routes.append(
+        Route("default", [], [], default.get("cache-control", "no-store"), "cors" in default)
+    )
 
     cid = doc.get("correlation-id", {})
     return Posture(
@@ -295,6 +302,8 @@ def nginx_conf(p: Posture, *, port: int, upstream: int, workdir: Path, workers: 
         for name, value in p.headers:
             lines.append(f'            add_header {name} "{value}" always;')
         lines.append(f'            add_header cache-control "{route.cache_control}" always;')
+        if route.cors:
+            lines.append('            add_header vary "origin" always;')
         lines.append(f"            add_header {p.id_header} $correlation_id always;")
         lines.append("            proxy_pass http://upstream;")
         lines.append("        }")
@@ -429,6 +438,11 @@ def haproxy_conf(p: Posture, *, port: int, upstream: int, workers: int) -> str:
     lines.append(
         f"    http-response set-header cache-control \"{p.routes[-1].cache_control}\" unless {{ var(txn.route) -m found }}"
     )
+    for i, route in enumerate(p.routes[:-1]):
+        if route.cors:
+            lines.append(f"    http-response add-header vary origin if {{ var(txn.route) -m str {i} }}")
+    if p.routes[-1].cors:
+        lines.append("    http-response add-header vary origin unless { var(txn.route) -m found }")
     lines.append(f"    http-response set-header {p.id_header} %[var(txn.cid)]")
     lines += [
         "    default_backend upstream",
