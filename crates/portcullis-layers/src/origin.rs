@@ -39,14 +39,15 @@
 //! ```
 
 use std::collections::HashSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::Ipv6Addr;
 
 /// An origin as a request carries it, in canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
-    /// `scheme://host[:port]`, or `null`.
-    serialized: Box<str>,
+    /// `scheme://host[:port]`, or `null`. A `String`, not a `Box<str>`: shrinking the buffer
+    /// would cost a reallocation per request.
+    serialized: String,
     /// Length of `scheme://host`: `serialized[..host_end]` is everything but the port.
     host_end: usize,
     scheme: Scheme,
@@ -102,7 +103,7 @@ impl Origin {
     pub fn parse(value: &[u8]) -> Result<Origin, OriginError> {
         if value == b"null" {
             return Ok(Origin {
-                serialized: "null".into(),
+                serialized: "null".to_owned(),
                 host_end: 4,
                 scheme: Scheme::Null,
                 port: None,
@@ -116,11 +117,11 @@ impl Origin {
         let host_end = serialized.len();
         let port = port.filter(|p| Some(*p) != scheme.default_port());
         if let Some(port) = port {
-            serialized.push(':');
-            serialized.push_str(&port.to_string());
+            // Writing to a String cannot fail.
+            let _ = write!(serialized, ":{port}");
         }
         Ok(Origin {
-            serialized: serialized.into_boxed_str(),
+            serialized,
             host_end,
             scheme,
             port,
@@ -269,8 +270,11 @@ fn push_host(out: &mut String, host: &[u8]) -> Result<(), OriginError> {
             return Err(invalid());
         }
     }
-    for b in host {
-        out.push(char::from(b.to_ascii_lowercase()));
+    // Validated ASCII above, so this is the host as text.
+    let start = out.len();
+    out.push_str(std::str::from_utf8(host).map_err(|_| invalid())?);
+    if let Some(added) = out.get_mut(start..) {
+        added.make_ascii_lowercase();
     }
     Ok(())
 }
@@ -334,7 +338,7 @@ impl AllowedOrigins {
             // `null` and the error for anything else.
             Err(e) => {
                 let origin = Origin::parse(bytes).map_err(|_| e)?;
-                self.exact.insert(origin.serialized);
+                self.exact.insert(origin.serialized.into_boxed_str());
                 return Ok(self);
             }
         };
@@ -359,7 +363,7 @@ impl AllowedOrigins {
             return Err(OriginError::Pattern);
         }
         let origin = Origin::parse(bytes)?;
-        self.exact.insert(origin.serialized);
+        self.exact.insert(origin.serialized.into_boxed_str());
         Ok(self)
     }
 
