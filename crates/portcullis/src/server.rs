@@ -1,11 +1,22 @@
-//! The gateway server: accept loop, HTTP/1.1 and h2c connections, graceful shutdown.
+//! The gateway server: accept loop, HTTP/1.1 and h2c connections, WebSocket upgrades,
+//! graceful shutdown.
+//!
+//! Shutdown and WebSockets: hyper-util's `GracefulShutdown` watches connection futures, and an
+//! HTTP/1.1 connection's future completes when it is upgraded: from then on the bytes belong to
+//! a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither counts nor
+//! signals. Left alone, a tunnel would either be cut the instant the process exits or, for a
+//! library user whose runtime lives on, never be closed. So the server waits for in-flight
+//! connections *and* open tunnels during `shutdown-grace`, and then closes every tunnel that
+//! is left. Tunnels get the grace period like any in-flight request (a message in transit, an
+//! upstream that is itself closing its sockets with a close frame), at the price of a shutdown
+//! that lasts the whole grace period while a socket stays open; they are never kept past it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Request;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -14,7 +25,7 @@ use portcullis_policy::Policy;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
-use crate::proxy::{PeerAddr, Proxy, ProxyError};
+use crate::proxy::{PeerAddr, Proxy, ProxyError, Tunnels, websocket};
 use crate::stack::{PolicyLayer, PolicyService};
 use crate::wire_framing::{self, FramingQueue, ScannedIo};
 
@@ -43,6 +54,7 @@ pub struct Gateway {
     local_addr: SocketAddr,
     service: PolicyService<Proxy>,
     policy: Arc<Policy>,
+    tunnels: Tunnels,
 }
 
 impl Gateway {
@@ -59,11 +71,13 @@ impl Gateway {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let layer = PolicyLayer::new(policy);
         let policy = layer.policy().clone();
+        let tunnels = proxy.tunnels();
         Ok(Self {
             listener,
             local_addr,
             service: layer.layer(proxy),
             policy,
+            tunnels,
         })
     }
 
@@ -72,8 +86,9 @@ impl Gateway {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
-    /// up to `server.shutdown-grace` to finish.
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests and
+    /// open WebSocket tunnels up to `server.shutdown-grace` to finish; tunnels still open then
+    /// are closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -113,9 +128,18 @@ impl Gateway {
                     }
                 }
                 let mut service = service.clone();
-                async move { service.call(req).await }
+                let queue = queue.clone();
+                async move {
+                    let mut result = service.call(req).await;
+                    if let Ok(res) = &mut result {
+                        on_switching_protocols(res, &queue);
+                    }
+                    result
+                }
             });
-            let conn = builder.serve_connection(io, hyper_service).into_owned();
+            let conn = builder
+                .serve_connection_with_upgrades(io, hyper_service)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -125,15 +149,37 @@ impl Gateway {
         }
         drop(self.listener);
         let grace = self.policy.server.shutdown_grace;
+        let tunnels = self.tunnels;
         tracing::info!(
             in_flight = graceful.count(),
+            tunnels = tunnels.count(),
             ?grace,
             "shutting down: draining connections"
         );
+        let drained = async {
+            graceful.shutdown().await;
+            // After the connections: an upgrade still in flight above opens its tunnel first.
+            tunnels.drained().await;
+        };
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections drained"),
-            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+            () = drained => tracing::info!("all connections drained"),
+            () = tokio::time::sleep(grace) => tracing::warn!(
+                tunnels = tunnels.count(),
+                "shutdown grace period over; closing remaining connections"
+            ),
         }
+        tunnels.close_all();
+    }
+}
+
+/// A 101 is the last HTTP message on its connection. The scanner stops before hyper writes it
+/// (see [`crate::wire_framing`]), and the two headers the switch needs are set again here, the
+/// last step before hyper, in case a response layer removed them (a policy's `[headers]
+/// remove` may name any header). Only the proxy's WebSocket handshake answers 101.
+fn on_switching_protocols<B>(res: &mut Response<B>, queue: &FramingQueue) {
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        queue.stop();
+        websocket::set_upgrade_headers(res.headers_mut());
     }
 }
 

@@ -14,10 +14,21 @@
 //! hyper would reject anyway, a CONNECT) it stops scanning and queues nothing more: the
 //! requests then carry no entry and only the layer's own checks apply. Written by hand because
 //! no crate exposes this: it is the one piece of HTTP/1 framing hyper keeps to itself.
+//!
+//! After a `101 Switching Protocols` the connection carries another protocol (WebSocket
+//! frames), so the server calls [`FramingQueue::stop`] when it hands hyper a 101, before hyper
+//! writes it: a conforming client sends nothing until it has read the 101, so no byte of the
+//! new protocol is scanned, and frames can neither fill the queue nor be taken for requests.
+//! It is the 101, not the upgrade request, that stops the scanner: a handshake answered with
+//! anything else leaves the connection in HTTP/1.1, and the requests after it must still be
+//! scanned. Bytes a client sends early, between its handshake and the 101, are scanned as if
+//! they were HTTP; they can only queue entries that no request will ever take (hyper parses no
+//! request after a 101), at most hyper's own read buffer's worth.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -33,16 +44,35 @@ const MAX_HEADERS: usize = 256;
 
 /// The per-connection queue of scanned heads, shared between the IO and the service.
 #[derive(Debug, Clone, Default)]
-pub struct FramingQueue(Arc<Mutex<VecDeque<WireFraming>>>);
+pub struct FramingQueue(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    entries: Mutex<VecDeque<WireFraming>>,
+    stopped: AtomicBool,
+}
 
 impl FramingQueue {
     /// The entry for the next request, if the scanner produced one.
     pub fn pop(&self) -> Option<WireFraming> {
-        self.0.lock().ok()?.pop_front()
+        self.0.entries.lock().ok()?.pop_front()
+    }
+
+    /// Stops the scanner for the rest of the connection and drops what it queued: the
+    /// connection is switching to another protocol (see the module docs).
+    pub fn stop(&self) {
+        self.0.stopped.store(true, Ordering::Release);
+        if let Ok(mut queue) = self.0.entries.lock() {
+            *queue = VecDeque::new();
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::Acquire)
     }
 
     fn push(&self, entry: WireFraming) {
-        if let Ok(mut queue) = self.0.lock() {
+        if let Ok(mut queue) = self.0.entries.lock() {
             queue.push_back(entry);
         }
     }
@@ -145,6 +175,9 @@ impl Scanner {
     }
 
     fn feed(&mut self, mut data: &[u8]) {
+        if self.state != State::Off && self.queue.is_stopped() {
+            self.off();
+        }
         while !data.is_empty() {
             match self.state {
                 State::Off => return,
@@ -336,5 +369,39 @@ mod tests {
             scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"]).1,
             State::Off
         );
+    }
+
+    #[test]
+    fn stops_for_good_once_the_connection_switches_protocols() {
+        let queue = FramingQueue::default();
+        let mut scanner = Scanner::new(queue.clone());
+        let handshake: &[u8] =
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+        scanner.feed(handshake);
+        assert_eq!(scanner.state, State::Head);
+        // Early bytes, before the 101, are still scanned (and then dropped by `stop`).
+        scanner.feed(b"GET /early HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n");
+        queue.stop();
+        assert_eq!(queue.pop(), None);
+        // Tunnelled bytes that happen to look like requests queue nothing.
+        let smuggled: &[u8] =
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for _ in 0..100 {
+            scanner.feed(smuggled);
+        }
+        assert_eq!(scanner.state, State::Off);
+        assert!(scanner.buf.is_empty());
+        assert_eq!(queue.pop(), None);
+    }
+
+    #[test]
+    fn a_refused_upgrade_keeps_the_connection_scanned() {
+        // An upgrade answered with anything but 101: the next request is HTTP and scanned.
+        let (entries, state) = scan(&[
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        ]);
+        assert_eq!(entries, vec![wf(0, false), wf(2, false)]);
+        assert_eq!(state, State::Head);
     }
 }

@@ -3,10 +3,13 @@
 //! Requests are re-serialised by hyper's client in one canonical form (HTTP/1.1 or h2c, per
 //! the policy), over a pool of keep-alive connections, with bodies streamed in both directions.
 //! Hop-by-hop headers are removed in both directions; forwarding headers are rewritten (see
-//! [`forwarded`]); the upstream's failures become safe 502/504 rejections.
+//! [`forwarded`]); the upstream's failures become safe 502/504 rejections. A WebSocket handshake
+//! keeps its `Connection: upgrade` / `Upgrade: websocket` and, once the upstream switches
+//! protocols, becomes a tunnel (see [`websocket`]).
 
 pub mod body;
 pub mod forwarded;
+pub mod websocket;
 
 use std::convert::Infallible;
 use std::error::Error as _;
@@ -18,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,6 +33,7 @@ use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
 use tower::Service;
 
 pub use body::ProxyBody;
+pub use websocket::Tunnels;
 
 /// The address of the peer a request arrived from; the server puts it in request extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,7 @@ struct Inner {
     request_timeout: Duration,
     preserve_host: bool,
     trusted_proxies: Vec<IpNet>,
+    tunnels: Tunnels,
 }
 
 /// Why a proxy could not be built.
@@ -104,8 +109,14 @@ impl Proxy {
                 request_timeout: upstream.request_timeout,
                 preserve_host: upstream.preserve_host,
                 trusted_proxies,
+                tunnels: Tunnels::default(),
             }),
         })
+    }
+
+    /// The WebSocket tunnels this proxy (and its clones) opened, for graceful shutdown.
+    pub fn tunnels(&self) -> Tunnels {
+        self.inner.tunnels.clone()
     }
 }
 
@@ -132,6 +143,7 @@ impl Service<Request<Incoming>> for Proxy {
 impl Inner {
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Rejection> {
         let (mut parts, body) = req.into_parts();
+        let client_upgrade = websocket::take_client_upgrade(&mut parts, self.version)?;
         let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -149,6 +161,9 @@ impl Inner {
             })
         });
         strip_hop_by_hop(&mut parts.headers);
+        if client_upgrade.is_some() {
+            websocket::set_upgrade_headers(&mut parts.headers);
+        }
         if accepts_trailers && self.version == Version::HTTP_2 {
             parts
                 .headers
@@ -199,6 +214,16 @@ impl Inner {
             .map_err(|e| Rejection::bad_gateway(error_chain(&e)))?;
 
         let (mut parts, body) = response.into_parts();
+        if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+            return match client_upgrade {
+                Some(client) => websocket::switch(parts, client, &self.tunnels),
+                // The upgrade headers were stripped, so the upstream switched unasked: its
+                // connection no longer speaks HTTP and the client asked for nothing else.
+                None => Err(Rejection::bad_gateway(
+                    "the upstream switched protocols without being asked to",
+                )),
+            };
+        }
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, ProxyBody::upstream(body)))
     }
