@@ -10,6 +10,7 @@
 //! renderer needs `From<Bytes>` (both hold for `axum::body::Body`).
 
 pub mod access_log;
+pub mod auth;
 pub mod cookies;
 pub mod correlation_id;
 pub mod cors;
@@ -22,6 +23,7 @@ pub mod rejection;
 pub mod response_posture;
 
 pub use access_log::AccessLogLayer;
+pub use auth::{AuthLayer, Identity};
 pub use cookies::{CookiePolicyLayer, CookieRule, CookieRules, SameSite};
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
 pub use cors::{CorsLayer, CorsPolicy};

@@ -1,0 +1,646 @@
+//! Authentication: who is calling, for which tenant, with which rights.
+//!
+//! Per route (from [`MatchedRoute`]; the last entry serves requests without one) a
+//! [`RouteRequirement`] says whether a credential is required, optional or not read, and which
+//! scopes it must carry. On **every** request, whatever the route, the identity headers the
+//! gateway sets for the upstream are first removed, so an upstream can trust them: only a
+//! credential verified here puts them back.
+//!
+//! - No credential on a route that requires one: `401` `authentication_required`, with
+//!   `WWW-Authenticate: Bearer realm="api"`.
+//! - A credential that does not verify (malformed, unknown, wrong secret, revoked, expired,
+//!   suspended tenant): `401` `invalid_credentials`, whatever the reason; the reason is logged,
+//!   the key never is. An invalid credential is refused on optional routes too: a client that
+//!   sends one expects to be identified.
+//! - A verified caller naming another tenant in the policy's tenant header: `403`
+//!   `tenant_mismatch` (the tenant comes only from the credential).
+//! - Missing scopes: `403` `insufficient_scope`; a guest where the route requires a registered
+//!   caller: `403` `registration_required`.
+//!
+//! Verification itself is behind [`ApiKeyVerifier`], so this module needs no database; the
+//! `portcullis` crate plugs in the key store.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+use crate::matched_route::MatchedRoute;
+use crate::rejection::Rejection;
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    ApiKey,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "api-key",
+        }
+    }
+}
+
+/// Registered callers, or guests (seed 002's guest tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Registered,
+    Guest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Registered => "registered",
+            Role::Guest => "guest",
+        }
+    }
+}
+
+/// A verified caller, in the request's extensions for the layers and handlers after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub tenant: String,
+    pub subject: Option<String>,
+    /// The public ID of the key (never its secret).
+    pub key_id: String,
+    pub role: Role,
+    pub scopes: Vec<String>,
+    pub credential: CredentialKind,
+}
+
+/// Why a presented credential was not accepted: for logs only, never sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure(pub String);
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The future an [`ApiKeyVerifier`] returns.
+pub type VerifyFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Identity, AuthFailure>> + Send + 'a>>;
+
+/// Checks a presented API key. Implementations compare secrets in constant time and never log
+/// the presented value.
+pub trait ApiKeyVerifier: Send + Sync + fmt::Debug + 'static {
+    fn verify<'a>(&'a self, presented: &'a str) -> VerifyFuture<'a>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    None,
+    Optional,
+    Required,
+}
+
+/// What one route asks of its callers.
+#[derive(Debug, Clone)]
+pub struct RouteRequirement {
+    pub mode: AuthMode,
+    pub api_key: bool,
+    pub scopes: Vec<String>,
+    pub require_registered: bool,
+}
+
+impl RouteRequirement {
+    /// Read no credential.
+    pub fn none() -> Self {
+        Self {
+            mode: AuthMode::None,
+            api_key: false,
+            scopes: Vec::new(),
+            require_registered: false,
+        }
+    }
+}
+
+/// The header names that carry the verified identity upstream.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaderNames {
+    pub tenant: HeaderName,
+    pub subject: HeaderName,
+    pub key_id: HeaderName,
+    pub role: HeaderName,
+    pub scopes: HeaderName,
+}
+
+impl Default for IdentityHeaderNames {
+    fn default() -> Self {
+        Self {
+            tenant: HeaderName::from_static("x-portcullis-tenant"),
+            subject: HeaderName::from_static("x-portcullis-subject"),
+            key_id: HeaderName::from_static("x-portcullis-key-id"),
+            role: HeaderName::from_static("x-portcullis-role"),
+            scopes: HeaderName::from_static("x-portcullis-scopes"),
+        }
+    }
+}
+
+impl IdentityHeaderNames {
+    fn strip(&self, headers: &mut HeaderMap) {
+        for name in [
+            &self.tenant,
+            &self.subject,
+            &self.key_id,
+            &self.role,
+            &self.scopes,
+        ] {
+            headers.remove(name);
+        }
+    }
+
+    fn set(&self, headers: &mut HeaderMap, identity: &Identity) {
+        let mut put = |name: &HeaderName, value: &str| {
+            // Values come from the key store and the policy; one that cannot be a header value
+            // is left out rather than sent mangled.
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name.clone(), v);
+            }
+        };
+        put(&self.tenant, &identity.tenant);
+        if let Some(subject) = &identity.subject {
+            put(&self.subject, subject);
+        }
+        put(&self.key_id, &identity.key_id);
+        put(&self.role, identity.role.as_str());
+        put(&self.scopes, &identity.scopes.join(","));
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    /// One entry per route, the default route last.
+    per_route: Vec<RouteRequirement>,
+    verifier: Option<Arc<dyn ApiKeyVerifier>>,
+    identity_headers: IdentityHeaderNames,
+    tenant_header: Option<HeaderName>,
+    /// `pcl_`: a Bearer token with this prefix is an API key (a JWT never starts with it).
+    bearer_prefix: String,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    config: Arc<Config>,
+}
+
+impl AuthLayer {
+    /// `per_route[i]` applies to route `i` (the last entry also to requests without a
+    /// [`MatchedRoute`]). `key_prefix` is the API keys' prefix (`pcl` for `pcl_<id>_<secret>`).
+    pub fn new(
+        per_route: Vec<RouteRequirement>,
+        verifier: Option<Arc<dyn ApiKeyVerifier>>,
+        key_prefix: &str,
+    ) -> Self {
+        Self {
+            config: Arc::new(Config {
+                per_route,
+                verifier,
+                identity_headers: IdentityHeaderNames::default(),
+                tenant_header: None,
+                bearer_prefix: format!("{key_prefix}_"),
+            }),
+        }
+    }
+
+    /// Header names for the verified identity (defaults: `x-portcullis-*`).
+    pub fn identity_headers(mut self, names: IdentityHeaderNames) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.identity_headers = names;
+        }
+        self
+    }
+
+    /// A request header naming a tenant, which must then be the caller's own.
+    pub fn tenant_header(mut self, name: Option<HeaderName>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.tenant_header = name;
+        }
+        self
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+/// The response future of [`Auth`]: boxed, since verification may wait on a store.
+pub type AuthFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+enum Presented<'a> {
+    None,
+    ApiKey(&'a str),
+    Ambiguous,
+    Unusable,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = AuthFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = self.config.clone();
+        config.identity_headers.strip(req.headers_mut());
+        let index = req
+            .extensions()
+            .get::<MatchedRoute>()
+            .map_or(config.per_route.len().saturating_sub(1), |m| m.index);
+        let requirement = config
+            .per_route
+            .get(index)
+            .cloned()
+            .unwrap_or_else(RouteRequirement::none);
+        if requirement.mode == AuthMode::None {
+            return Box::pin(self.inner.call(req));
+        }
+        // The service that was polled ready handles this request; a fresh clone takes its
+        // place for the next one (tower's guidance for services that move into futures).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let presented = match presented(&config, &requirement, req.headers()) {
+                Presented::None if requirement.mode == AuthMode::Required => {
+                    return Ok(unauthorized(
+                        "authentication_required",
+                        "this endpoint requires an API key",
+                        "no credential presented".to_owned(),
+                    ));
+                }
+                Presented::None => None,
+                Presented::Ambiguous => {
+                    return Ok(unauthorized(
+                        "invalid_credentials",
+                        "the credentials are invalid",
+                        "several credentials presented".to_owned(),
+                    ));
+                }
+                Presented::Unusable => {
+                    return Ok(unauthorized(
+                        "invalid_credentials",
+                        "the credentials are invalid",
+                        "the credential is not one this route accepts".to_owned(),
+                    ));
+                }
+                Presented::ApiKey(key) => Some(key.to_owned()),
+            };
+            let Some(key) = presented else {
+                return inner.call(req).await;
+            };
+            let Some(verifier) = config.verifier.as_ref() else {
+                return Ok(unauthorized(
+                    "invalid_credentials",
+                    "the credentials are invalid",
+                    "no API key store is configured".to_owned(),
+                ));
+            };
+            let identity = match verifier.verify(&key).await {
+                Ok(identity) => identity,
+                Err(failure) => {
+                    tracing::info!(target: "portcullis::auth", reason = %failure, "credential refused");
+                    return Ok(unauthorized(
+                        "invalid_credentials",
+                        "the credentials are invalid",
+                        failure.0,
+                    ));
+                }
+            };
+            if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
+                tracing::info!(
+                    target: "portcullis::auth",
+                    tenant = %identity.tenant,
+                    key_id = %identity.key_id,
+                    code = rejection.code(),
+                    "caller not authorized"
+                );
+                return Ok(rejection.into_response());
+            }
+            config.identity_headers.set(req.headers_mut(), &identity);
+            req.extensions_mut().insert(identity);
+            inner.call(req).await
+        })
+    }
+}
+
+/// The credential the request presents, if any.
+fn presented<'a>(
+    config: &Config,
+    requirement: &RouteRequirement,
+    headers: &'a HeaderMap,
+) -> Presented<'a> {
+    let mut found: Option<&'a str> = None;
+    let mut count = 0;
+    for value in headers.get_all("x-api-key") {
+        count += 1;
+        found = value.to_str().ok();
+    }
+    for value in headers.get_all(header::AUTHORIZATION) {
+        let Ok(text) = value.to_str() else {
+            count += 1;
+            continue;
+        };
+        let Some((scheme, token)) = text.split_once(' ') else {
+            continue;
+        };
+        // Other schemes (Basic, JWT bearer tokens) are not this layer's to read yet.
+        if scheme.eq_ignore_ascii_case("bearer") && token.trim().starts_with(&config.bearer_prefix)
+        {
+            count += 1;
+            found = Some(token.trim());
+        }
+    }
+    match (count, found) {
+        (0, _) => Presented::None,
+        (1, Some(key)) if requirement.api_key => Presented::ApiKey(key),
+        (1, _) => Presented::Unusable,
+        _ => Presented::Ambiguous,
+    }
+}
+
+fn authorize(
+    config: &Config,
+    requirement: &RouteRequirement,
+    identity: &Identity,
+    headers: &HeaderMap,
+) -> Result<(), Rejection> {
+    if let Some(name) = &config.tenant_header {
+        for value in headers.get_all(name) {
+            if value.as_bytes() != identity.tenant.as_bytes() {
+                return Err(Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    "tenant_mismatch",
+                    "the request names a tenant other than the caller's",
+                )
+                .with_detail(format!("`{name}` does not name the caller's tenant")));
+            }
+        }
+    }
+    if requirement.require_registered && identity.role != Role::Registered {
+        return Err(Rejection::new(
+            StatusCode::FORBIDDEN,
+            "registration_required",
+            "this endpoint requires a registered account",
+        ));
+    }
+    let missing: Vec<&str> = requirement
+        .scopes
+        .iter()
+        .filter(|s| !identity.scopes.contains(s))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Rejection::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the credential lacks a scope this endpoint requires",
+        )
+        .with_detail(format!("missing scopes: {}", missing.join(", "))));
+    }
+    Ok(())
+}
+
+fn unauthorized<B: Default>(
+    code: &'static str,
+    message: &'static str,
+    detail: String,
+) -> Response<B> {
+    let mut res: Response<B> = Rejection::new(StatusCode::UNAUTHORIZED, code, message)
+        .with_detail(detail)
+        .into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"api\""),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    const KEY: &str = "pcl_aaaaaaaaaaaaaaaa_secret";
+
+    /// Accepts exactly `KEY` (tenant `acme`, scope `read`) and a guest key.
+    #[derive(Debug)]
+    struct OneKey;
+
+    impl ApiKeyVerifier for OneKey {
+        fn verify<'a>(&'a self, presented: &'a str) -> VerifyFuture<'a> {
+            Box::pin(async move {
+                let role = match presented {
+                    KEY => Role::Registered,
+                    "pcl_guest" => Role::Guest,
+                    _ => return Err(AuthFailure("unknown key".into())),
+                };
+                Ok(Identity {
+                    tenant: "acme".into(),
+                    subject: Some("ci-bot".into()),
+                    key_id: "aaaaaaaaaaaaaaaa".into(),
+                    role,
+                    scopes: vec!["read".into()],
+                    credential: CredentialKind::ApiKey,
+                })
+            })
+        }
+    }
+
+    fn requirement(mode: AuthMode, scopes: &[&str], registered: bool) -> RouteRequirement {
+        RouteRequirement {
+            mode,
+            api_key: true,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            require_registered: registered,
+        }
+    }
+
+    /// Calls the layer with route 0 = `requirement`; returns the response and what the inner
+    /// service saw (its request headers), if it was called.
+    fn call(requirement: RouteRequirement, req: Request<()>) -> (Response<()>, Option<HeaderMap>) {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let record = seen.clone();
+        let layer = AuthLayer::new(vec![requirement], Some(Arc::new(OneKey)), "pcl")
+            .tenant_header(Some(HeaderName::from_static("x-app-id")));
+        let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+            *record.lock().unwrap() = Some(req.headers().clone());
+            async { Ok::<_, Infallible>(Response::new(())) }
+        }));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let res = rt.block_on(tower::ServiceExt::oneshot(svc, req)).unwrap();
+        let seen = seen.lock().unwrap().take();
+        (res, seen)
+    }
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::get("/x");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn code(res: &Response<()>) -> Option<&'static str> {
+        res.extensions().get::<Rejection>().map(Rejection::code)
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_everywhere_and_set_only_when_verified() {
+        let forged = [
+            ("x-portcullis-tenant", "globex"),
+            ("x-portcullis-scopes", "admin"),
+            ("x-portcullis-role", "registered"),
+        ];
+        let (_, seen) = call(RouteRequirement::none(), req(&forged));
+        let seen = seen.unwrap();
+        assert!(seen.get("x-portcullis-tenant").is_none());
+        assert!(seen.get("x-portcullis-scopes").is_none());
+
+        let mut with_key = forged.to_vec();
+        with_key.push(("x-api-key", KEY));
+        let (res, seen) = call(requirement(AuthMode::Required, &[], false), req(&with_key));
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen = seen.unwrap();
+        assert_eq!(seen["x-portcullis-tenant"], "acme");
+        assert_eq!(seen["x-portcullis-scopes"], "read");
+        assert_eq!(seen["x-portcullis-subject"], "ci-bot");
+        assert_eq!(seen["x-portcullis-key-id"], "aaaaaaaaaaaaaaaa");
+        assert_eq!(seen.get_all("x-portcullis-tenant").iter().count(), 1);
+    }
+
+    #[test]
+    fn bearer_api_keys_are_read_and_other_bearers_are_not() {
+        let (res, _) = call(
+            requirement(AuthMode::Required, &[], false),
+            req(&[("authorization", &format!("Bearer {KEY}"))]),
+        );
+        assert_eq!(res.status(), StatusCode::OK);
+        let (res, _) = call(
+            requirement(AuthMode::Required, &[], false),
+            req(&[("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x")]),
+        );
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(code(&res), Some("authentication_required"));
+    }
+
+    /// A route's requirement, the request's headers, the expected status and refusal code.
+    type Case<'a> = (
+        RouteRequirement,
+        Vec<(&'a str, &'a str)>,
+        StatusCode,
+        Option<&'static str>,
+    );
+
+    #[test]
+    fn status_codes() {
+        let required = || requirement(AuthMode::Required, &["read"], false);
+        let bearer = format!("Bearer {KEY}");
+        let cases: Vec<Case> = vec![
+            (
+                required(),
+                vec![],
+                StatusCode::UNAUTHORIZED,
+                Some("authentication_required"),
+            ),
+            (
+                required(),
+                vec![("x-api-key", "pcl_wrong")],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (
+                required(),
+                vec![("x-api-key", KEY), ("authorization", bearer.as_str())],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (required(), vec![("x-api-key", KEY)], StatusCode::OK, None),
+            (
+                required(),
+                vec![("x-api-key", KEY), ("x-app-id", "acme")],
+                StatusCode::OK,
+                None,
+            ),
+            (
+                required(),
+                vec![("x-api-key", KEY), ("x-app-id", "globex")],
+                StatusCode::FORBIDDEN,
+                Some("tenant_mismatch"),
+            ),
+            (
+                requirement(AuthMode::Required, &["read", "write"], false),
+                vec![("x-api-key", KEY)],
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+            ),
+            (
+                requirement(AuthMode::Required, &[], true),
+                vec![("x-api-key", "pcl_guest")],
+                StatusCode::FORBIDDEN,
+                Some("registration_required"),
+            ),
+            (
+                requirement(AuthMode::Optional, &[], false),
+                vec![],
+                StatusCode::OK,
+                None,
+            ),
+            (
+                requirement(AuthMode::Optional, &[], false),
+                vec![("x-api-key", "pcl_wrong")],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (
+                RouteRequirement::none(),
+                vec![("x-api-key", "pcl_wrong")],
+                StatusCode::OK,
+                None,
+            ),
+        ];
+        for (requirement, headers, status, expected) in cases {
+            let (res, seen) = call(requirement, req(&headers));
+            assert_eq!(res.status(), status, "{headers:?}");
+            assert_eq!(code(&res), expected, "{headers:?}");
+            assert_eq!(seen.is_some(), status == StatusCode::OK, "{headers:?}");
+            if status == StatusCode::UNAUTHORIZED {
+                assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+            }
+        }
+    }
+}
