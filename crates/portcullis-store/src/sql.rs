@@ -1,0 +1,141 @@
+//! What the SQL backends share: the row shapes, their decoding, and embedded migrations.
+//!
+//! Both backends store the same columns with the same meaning, so a row decodes through one
+//! function here. Times are integer milliseconds since the Unix epoch (see `clock`), scopes one
+//! space-separated string (a scope token has no space), the state `active` or `revoked`.
+//!
+//! Queries are built at run time with binds (`sqlx::query`), never with the compile-time checked
+//! macros: the build needs no database. Migrations are embedded in the binary with
+//! `include_str!` and run by sqlx's migrator, which records them in `_sqlx_migrations`.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+
+use crate::clock::{from_unix_millis, to_unix_millis};
+use crate::error::StoreError;
+use crate::key::{KeyId, SecretHash};
+use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
+
+/// The key columns, in the order of [`KeyRow`].
+pub(crate) const KEY_COLUMNS: &str = "id, prefix, tenant, subject, scopes, state, created_at, \
+     expires_at, last_used_at, rotated_from, secret_hash";
+
+/// The audit columns, in the order of [`AuditRow`].
+pub(crate) const AUDIT_COLUMNS: &str = "at, actor, action, target, correlation_id, detail";
+
+/// One `api_keys` row as the database returns it.
+pub(crate) type KeyRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Vec<u8>,
+);
+
+/// One `audit_log` row as the database returns it.
+pub(crate) type AuditRow = (i64, String, String, String, Option<String>, Option<String>);
+
+pub(crate) fn millis(at: SystemTime) -> i64 {
+    to_unix_millis(at)
+}
+
+fn time(column: &str, ms: i64) -> Result<SystemTime, StoreError> {
+    from_unix_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} {ms} is out of range")))
+}
+
+fn key_id(column: &str, id: &str) -> Result<KeyId, StoreError> {
+    id.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column} {id:?} is not a key id")))
+}
+
+pub(crate) fn scopes_column(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+pub(crate) fn decode_key(row: KeyRow) -> Result<ApiKeyRecord, StoreError> {
+    let (
+        id,
+        prefix,
+        tenant,
+        subject,
+        scopes,
+        state,
+        created_at,
+        expires_at,
+        last_used_at,
+        rotated_from,
+        secret_hash,
+    ) = row;
+    let id = key_id("id", &id)?;
+    let state = KeyState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("key {id} has state {state:?}")))?;
+    let secret_hash: [u8; 32] = secret_hash
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("key {id} has a hash that is not 32 bytes")))?;
+    Ok(ApiKeyRecord {
+        prefix,
+        tenant,
+        subject,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        state,
+        created_at: time("created_at", created_at)?,
+        expires_at: expires_at.map(|ms| time("expires_at", ms)).transpose()?,
+        last_used_at: last_used_at
+            .map(|ms| time("last_used_at", ms))
+            .transpose()?,
+        rotated_from: rotated_from
+            .map(|from| key_id("rotated_from", &from))
+            .transpose()?,
+        secret_hash: SecretHash::from_bytes(secret_hash),
+        id,
+    })
+}
+
+pub(crate) fn decode_audit(row: AuditRow) -> Result<AuditRecord, StoreError> {
+    let (at, actor, action, target, correlation_id, detail) = row;
+    Ok(AuditRecord {
+        at: time("at", at)?,
+        actor,
+        action,
+        target,
+        correlation_id,
+        detail,
+    })
+}
+
+/// Migrations compiled into the binary: `(version, description, sql)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EmbeddedMigrations(pub(crate) &'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> crate::store::BoxFuture<
+        'static,
+        Result<Vec<Migration>, Box<dyn std::error::Error + Send + Sync>>,
+    > {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}

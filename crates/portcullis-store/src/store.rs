@@ -1,0 +1,247 @@
+//! The [`KeyStore`] trait: what a backend stores, and the key lifecycle built once on top.
+//!
+//! The gateway picks its backend from configuration at run time and hands one store to every
+//! layer, so the trait must work as `Arc<dyn KeyStore>`. Rust's `async fn` in traits is not
+//! dyn-compatible, so methods return a boxed future ([`BoxFuture`]). One allocation per call is
+//! noise next to a database round trip and small next to a cache hit's hash and clone; in
+//! exchange the layers crate depends on this trait alone, and a backend written elsewhere plugs
+//! in without an enum of known backends to extend.
+//!
+//! A backend implements the storage methods. The lifecycle methods (`create`, `rotate`,
+//! `suspend_tenant`, `unsuspend_tenant`, `verify`) are provided: key generation, validation,
+//! rotation rules and verification are written once, so backends cannot disagree on them.
+//! Backends should not override them.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Clock, truncate_to_millis};
+use crate::error::{NotRotatable, StoreError};
+use crate::key::{KeyId, KeyMaterial, PlaintextKey, SecretHash};
+use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey, validate_tenant};
+use crate::verify::{VerifiedKey, VerifyError};
+
+/// A future that can cross threads, boxed so that [`KeyStore`] stays dyn-compatible.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// API keys, tenant suspensions and the audit log.
+///
+/// ```
+/// use std::sync::Arc;
+/// use portcullis_store::{KeyStore, MemoryStore, NewKey};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+/// let (record, key) = store
+///     .create(NewKey::new("acme", "tenant-a").with_scopes(["orders:read"]))
+///     .await?;
+/// // `key.expose_secret()` is shown to the caller once; only its hash is stored.
+/// let verified = store.verify(key.expose_secret()).await?;
+/// assert_eq!(verified.id, record.id);
+/// assert_eq!(verified.tenant, "tenant-a");
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+/// ```
+pub trait KeyStore: Send + Sync + fmt::Debug {
+    /// The clock that decides expiry and rotation grace.
+    fn clock(&self) -> &dyn Clock;
+
+    /// Stores a record as given, unchecked (to make a key, call [`create`](Self::create)).
+    /// Fails with [`StoreError::DuplicateId`] if the id exists.
+    fn insert(&self, record: ApiKeyRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The key with this id, if any.
+    fn get<'a>(&'a self, id: &'a KeyId) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>>;
+
+    /// All keys, or one tenant's, oldest first.
+    fn list<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ApiKeyRecord>, StoreError>>;
+
+    /// Carries out a rotation atomically: reads the old key, asks [`Rotation::plan`] what to
+    /// write, stores the successor and shortens the old key's life; all or nothing. Returns the
+    /// successor.
+    fn commit_rotation(
+        &self,
+        rotation: Rotation,
+    ) -> BoxFuture<'_, Result<ApiKeyRecord, StoreError>>;
+
+    /// Marks a key revoked (again, if it was) and returns it; [`StoreError::NotFound`] if there is
+    /// no such key.
+    fn revoke<'a>(&'a self, id: &'a KeyId) -> BoxFuture<'a, Result<ApiKeyRecord, StoreError>>;
+
+    /// Suspends a tenant (every key of it is refused) or lifts the suspension. Idempotent.
+    fn set_tenant_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Whether a tenant is suspended.
+    fn is_tenant_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Records that a key was used at `at`. Never moves the time backwards; an unknown id is
+    /// ignored. Best effort: callers may batch or skip it.
+    fn touch<'a>(&'a self, id: &'a KeyId, at: SystemTime) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Appends an audit record.
+    fn record_audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The newest `limit` audit records, newest first.
+    fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>>;
+
+    /// Makes a key: validates the request, generates id and secret, stores the record and returns
+    /// it with the plaintext key, which exists nowhere else.
+    fn create(
+        &self,
+        new: NewKey,
+    ) -> BoxFuture<'_, Result<(ApiKeyRecord, PlaintextKey), StoreError>> {
+        Box::pin(async move {
+            let now = truncate_to_millis(self.clock().now());
+            let new = new.validated(now)?;
+            let material = KeyMaterial::generate()?;
+            let record = ApiKeyRecord {
+                id: material.id().clone(),
+                prefix: new.prefix,
+                tenant: new.tenant,
+                subject: new.subject,
+                scopes: new.scopes,
+                state: KeyState::Active,
+                created_at: now,
+                expires_at: new.expires_at,
+                last_used_at: None,
+                rotated_from: None,
+                secret_hash: material.hash(),
+            };
+            self.insert(record.clone()).await?;
+            let plaintext = material.into_plaintext(&record.prefix);
+            Ok((record, plaintext))
+        })
+    }
+
+    /// Issues a successor to key `id` with the same prefix, tenant, subject, scopes and expiry,
+    /// and lets the old key work until `now + grace` (or its own earlier expiry), after which it
+    /// stops by itself. A revoked, expired or already rotated key cannot be rotated.
+    fn rotate<'a>(
+        &'a self,
+        id: &'a KeyId,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(ApiKeyRecord, PlaintextKey), StoreError>> {
+        Box::pin(async move {
+            let material = KeyMaterial::generate()?;
+            let rotation = Rotation {
+                old: id.clone(),
+                successor_id: material.id().clone(),
+                successor_hash: material.hash(),
+                now: truncate_to_millis(self.clock().now()),
+                grace,
+            };
+            let successor = self.commit_rotation(rotation).await?;
+            let plaintext = material.into_plaintext(&successor.prefix);
+            Ok((successor, plaintext))
+        })
+    }
+
+    /// Suspends a tenant: its keys are refused until [`unsuspend_tenant`](Self::unsuspend_tenant).
+    fn suspend_tenant<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            validate_tenant(tenant)?;
+            self.set_tenant_suspended(tenant, true).await
+        })
+    }
+
+    /// Lifts a tenant's suspension.
+    fn unsuspend_tenant<'a>(&'a self, tenant: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            validate_tenant(tenant)?;
+            self.set_tenant_suspended(tenant, false).await
+        })
+    }
+
+    /// Checks a presented key: well-formed, known, right secret (compared in constant time),
+    /// active, not expired, tenant not suspended. Does not record use: see [`touch`](Self::touch).
+    fn verify<'a>(&'a self, presented: &'a str) -> BoxFuture<'a, Result<VerifiedKey, VerifyError>> {
+        Box::pin(crate::verify::verify(self, presented))
+    }
+}
+
+/// A rotation prepared by [`KeyStore::rotate`] for a backend to commit.
+#[derive(Debug)]
+pub struct Rotation {
+    old: KeyId,
+    successor_id: KeyId,
+    successor_hash: SecretHash,
+    now: SystemTime,
+    grace: Duration,
+}
+
+/// What a backend writes for a rotation, decided by [`Rotation::plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationPlan {
+    /// The record to insert.
+    pub successor: ApiKeyRecord,
+    /// The old key's new expiry.
+    pub old_expires_at: SystemTime,
+}
+
+impl Rotation {
+    /// The key being rotated.
+    pub fn old_id(&self) -> &KeyId {
+        &self.old
+    }
+
+    /// Decides the rotation from the old key as the backend's transaction read it, and whether
+    /// that key has a successor already.
+    pub fn plan(
+        &self,
+        old: &ApiKeyRecord,
+        has_successor: bool,
+    ) -> Result<RotationPlan, StoreError> {
+        let refuse = |reason| StoreError::NotRotatable {
+            id: old.id.clone(),
+            reason,
+        };
+        if old.state == KeyState::Revoked {
+            return Err(refuse(NotRotatable::Revoked));
+        }
+        if old.is_expired_at(self.now) {
+            return Err(refuse(NotRotatable::Expired));
+        }
+        if has_successor {
+            return Err(refuse(NotRotatable::AlreadyRotated));
+        }
+        let grace_end = self
+            .now
+            .checked_add(self.grace)
+            .map(truncate_to_millis)
+            .ok_or(StoreError::invalid("grace", "reaches past the end of time"))?;
+        let old_expires_at = old
+            .expires_at
+            .map_or(grace_end, |existing| existing.min(grace_end));
+        let successor = ApiKeyRecord {
+            id: self.successor_id.clone(),
+            prefix: old.prefix.clone(),
+            tenant: old.tenant.clone(),
+            subject: old.subject.clone(),
+            scopes: old.scopes.clone(),
+            state: KeyState::Active,
+            created_at: self.now,
+            // A rotation replaces a secret; it does not extend a temporary key's life.
+            expires_at: old.expires_at,
+            last_used_at: None,
+            rotated_from: Some(old.id.clone()),
+            secret_hash: self.successor_hash,
+        };
+        Ok(RotationPlan {
+            successor,
+            old_expires_at,
+        })
+    }
+}
