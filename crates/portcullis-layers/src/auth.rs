@@ -75,13 +75,23 @@ pub struct Identity {
     pub credential: CredentialKind,
 }
 
-/// Why a presented credential was not accepted: for logs only, never sent to the client.
+/// Why a presented credential was not accepted. The text is for logs (and development error
+/// bodies); it never contains the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthFailure(pub String);
+pub enum AuthFailure {
+    /// The credential is not valid: 401.
+    Rejected(String),
+    /// The credential could not be checked (the key store is down): 503, never a 401 that
+    /// would tell a client its valid key is wrong.
+    Unavailable(String),
+}
 
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            AuthFailure::Rejected(reason) => write!(f, "rejected: {reason}"),
+            AuthFailure::Unavailable(reason) => write!(f, "unavailable: {reason}"),
+        }
     }
 }
 
@@ -330,13 +340,23 @@ where
             };
             let identity = match verifier.verify(&key).await {
                 Ok(identity) => identity,
-                Err(failure) => {
-                    tracing::info!(target: "portcullis::auth", reason = %failure, "credential refused");
+                Err(AuthFailure::Rejected(reason)) => {
+                    tracing::info!(target: "portcullis::auth", %reason, "credential refused");
                     return Ok(unauthorized(
                         "invalid_credentials",
                         "the credentials are invalid",
-                        failure.0,
+                        reason,
                     ));
+                }
+                Err(AuthFailure::Unavailable(reason)) => {
+                    tracing::error!(target: "portcullis::auth", %reason, "credential could not be checked");
+                    return Ok(Rejection::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "auth_unavailable",
+                        "credentials cannot be checked right now",
+                    )
+                    .with_detail(reason)
+                    .into_response());
                 }
             };
             if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
@@ -349,6 +369,9 @@ where
                 );
                 return Ok(rejection.into_response());
             }
+            // The upstream gets the verified identity, not the secret: a key that never
+            // leaves the gateway cannot leak from an upstream's logs.
+            remove_api_key(&config, req.headers_mut());
             config.identity_headers.set(req.headers_mut(), &identity);
             req.extensions_mut().insert(identity);
             inner.call(req).await
@@ -388,6 +411,23 @@ fn presented<'a>(
         (1, Some(key)) if requirement.api_key => Presented::ApiKey(key),
         (1, _) => Presented::Unusable,
         _ => Presented::Ambiguous,
+    }
+}
+
+/// Removes the presented API key (`X-API-Key`, or the `Authorization: Bearer` carrying it).
+fn remove_api_key(config: &Config, headers: &mut HeaderMap) {
+    headers.remove("x-api-key");
+    let carries_key = headers.get_all(header::AUTHORIZATION).iter().any(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|t| t.split_once(' '))
+            .is_some_and(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer")
+                    && token.trim().starts_with(&config.bearer_prefix)
+            })
+    });
+    if carries_key {
+        headers.remove(header::AUTHORIZATION);
     }
 }
 
@@ -465,7 +505,7 @@ mod tests {
                 let role = match presented {
                     KEY => Role::Registered,
                     "pcl_guest" => Role::Guest,
-                    _ => return Err(AuthFailure("unknown key".into())),
+                    _ => return Err(AuthFailure::Rejected("unknown key".into())),
                 };
                 Ok(Identity {
                     tenant: "acme".into(),
@@ -540,6 +580,7 @@ mod tests {
         assert_eq!(seen["x-portcullis-scopes"], "read");
         assert_eq!(seen["x-portcullis-subject"], "ci-bot");
         assert_eq!(seen["x-portcullis-key-id"], "aaaaaaaaaaaaaaaa");
+        assert!(seen.get("x-api-key").is_none(), "the secret was forwarded");
         assert_eq!(seen.get_all("x-portcullis-tenant").iter().count(), 1);
     }
 

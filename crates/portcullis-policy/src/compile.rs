@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::Environment;
+use crate::auth::{self, RouteAuth};
 use crate::cookies;
 use crate::cors::{self, CorsPolicy};
 use crate::csrf;
@@ -89,6 +90,7 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "cors" => section(doc, &path, value, diags).map(|v| raw.cors = v),
             "csrf" => section(doc, &path, value, diags).map(|v| raw.csrf = v),
             "cookies" => section(doc, &path, value, diags).map(|v| raw.cookies = v),
+            "auth" => section(doc, &path, value, diags).map(|v| raw.auth = v),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -404,6 +406,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
     if let Some(h) = &default_raw.headers {
         check_route_headers(cx, &default_path.key("headers"), h);
     }
+    let auth = auth::build(cx, raw.auth);
     let cors: Vec<CorsPolicy> = raw
         .cors
         .unwrap_or_default()
@@ -443,6 +446,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         &global_not_set,
     );
     default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
+    default_route.auth = auth::build_route(cx, &default_path.key("auth"), default_raw.auth, &auth);
 
     let mut routes = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -496,6 +500,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
             &global_not_set,
         );
         route.cors = route_cors(cx, path.key("cors"), r.cors);
+        route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth);
         routes.push(route);
     }
     for policy in cors.iter().filter(|c| !cors_used.contains(&c.name)) {
@@ -533,6 +538,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         cors,
         csrf,
         cookies,
+        auth,
     })
 }
 
@@ -849,6 +855,7 @@ fn build_route(
         headers,
         not_set,
         cors: None,
+        auth: RouteAuth::none(),
     }
 }
 

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::Environment;
+use crate::auth::{AuthSettings, RouteAuth};
 use crate::cookies::CookieRule;
 use crate::cors::CorsPolicy;
 use crate::csrf::CsrfSettings;
@@ -41,6 +42,8 @@ pub struct Policy {
     pub csrf: CsrfSettings,
     /// Rules for upstream `Set-Cookie` headers (`[cookies.NAME]`); `name: None` is `"*"`.
     pub cookies: Vec<CookieRule>,
+    /// Who may call, and the identity headers the upstream receives.
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +139,8 @@ pub struct Route {
     pub not_set: Vec<NotSet>,
     /// The route's CORS policy by name; `None`: cross-origin access denied.
     pub cors: Option<String>,
+    /// What the route asks of its callers.
+    pub auth: RouteAuth,
 }
 
 impl Route {

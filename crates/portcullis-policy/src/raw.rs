@@ -31,6 +31,7 @@ pub struct RawPolicy {
     pub csrf: Option<RawCsrf>,
     /// `[cookies.NAME]`, and `[cookies."*"]` for every other cookie.
     pub cookies: Option<BTreeMap<String, RawCookie>>,
+    pub auth: Option<RawAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +151,7 @@ pub struct RawRouteBody {
     pub reason: Option<String>,
     pub headers: Option<RawHeaders>,
     pub cors: Option<String>,
+    pub auth: Option<RawRouteAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +163,7 @@ pub struct RawRoute {
     pub reason: Option<String>,
     pub headers: Option<RawHeaders>,
     pub cors: Option<String>,
+    pub auth: Option<RawRouteAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -255,4 +258,82 @@ pub struct RawCookie {
     pub same_site: Option<String>,
     pub path: Option<String>,
     pub reason: Option<String>,
+}
+
+/// `[auth]`: how callers are identified.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawAuth {
+    pub credentials: Option<Vec<String>>,
+    pub tenant_header: Option<String>,
+    pub identity_headers: Option<RawIdentityHeaders>,
+    pub api_keys: Option<RawApiKeys>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawIdentityHeaders {
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub key_id: Option<String>,
+    pub role: Option<String>,
+    pub scopes: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawApiKeys {
+    pub prefix: Option<String>,
+    pub store: Option<RawSecret>,
+    pub rotation_grace: Option<String>,
+    pub cache_ttl: Option<String>,
+}
+
+/// `[route.auth]` / `[default-route.auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawRouteAuth {
+    pub mode: Option<String>,
+    pub credentials: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub require_registered: Option<bool>,
+}
+
+/// A value that may be secret: a literal string, or `{ env = "NAME" }` / `{ file = "PATH" }`.
+#[derive(Debug)]
+pub enum RawSecret {
+    Literal(String),
+    Reference(RawSecretReference),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawSecretReference {
+    pub env: Option<String>,
+    pub file: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringOrReference;
+
+        impl<'de> Visitor<'de> for StringOrReference {
+            type Value = RawSecret;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, or `{ env = \"NAME\" }` / `{ file = \"PATH\" }`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawSecret::Literal(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawSecretReference::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawSecret::Reference)
+            }
+        }
+
+        deserializer.deserialize_any(StringOrReference)
+    }
 }

@@ -9,6 +9,8 @@
 //! [`layers`] (re-exported `portcullis-layers`).
 
 mod cross_origin;
+mod identity;
+pub mod key_store;
 pub mod proxy;
 pub mod routing;
 pub mod security_txt;

@@ -25,6 +25,7 @@ use portcullis_policy::Policy;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
+use crate::key_store::{self, KeyStoreError, StoreVerifier};
 use crate::proxy::{PeerAddr, Proxy, ProxyError, Tunnels, websocket};
 use crate::stack::{PolicyLayer, PolicyService};
 use crate::wire_framing::{self, FramingQueue, ScannedIo};
@@ -45,6 +46,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
 }
 
 /// A bound, not yet running, gateway.
@@ -58,10 +61,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds `policy.server.listen` and builds the stack in front of `policy.upstream`.
+    /// Binds `policy.server.listen` and builds the stack in front of `policy.upstream`,
+    /// opening the policy's API-key store first (a store that cannot be opened stops the
+    /// start: a gateway that cannot check keys must not start refusing every caller).
     pub async fn bind(policy: Policy) -> Result<Self, ServeError> {
         let upstream = policy.upstream.as_ref().ok_or(ServeError::NoUpstream)?;
         let proxy = Proxy::new(upstream, policy.server.trusted_proxies.clone())?;
+        let keys = match &policy.auth.api_keys {
+            Some(settings) => Some(key_store::open_cached(settings).await?),
+            None => None,
+        };
         let addr = policy.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -69,7 +78,10 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
-        let layer = PolicyLayer::new(policy);
+        let mut layer = PolicyLayer::new(policy);
+        if let Some(store) = keys {
+            layer = layer.with_api_keys(Arc::new(StoreVerifier::new(store)));
+        }
         let policy = layer.policy().clone();
         let tunnels = proxy.tunnels();
         Ok(Self {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use portcullis_layers::access_log::AccessLog;
+use portcullis_layers::auth::{ApiKeyVerifier, Auth, AuthLayer};
 use portcullis_layers::cookies::{CookiePolicy, CookiePolicyLayer};
 use portcullis_layers::correlation_id::CorrelationIdService;
 use portcullis_layers::cors::{Cors, CorsLayer};
@@ -19,6 +20,7 @@ use tower::Layer;
 use tower::util::Either;
 
 use crate::cross_origin;
+use crate::identity;
 use crate::routing::{Routing, RoutingLayer};
 use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 
@@ -35,9 +37,11 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 /// 6. routing (path normalisation and route match)
 /// 7. CORS: preflights answered (or refused) here, before authentication; CORS headers on
 ///    the way out; WebSocket upgrade origins checked
-/// 8. CSRF: cookie-authenticated unsafe requests must come from a trusted origin
-/// 9. cookie rules on the upstream's `Set-Cookie`
-/// 10. `/.well-known/security.txt`
+/// 8. authentication: identity headers stripped, the route's credential verified, tenant,
+///    scopes and role checked, the verified identity set for the upstream
+/// 9. CSRF: cookie-authenticated unsafe requests must come from a trusted origin
+/// 10. cookie rules on the upstream's `Set-Cookie`
+/// 11. `/.well-known/security.txt`
 ///
 /// then the wrapped service: the reverse proxy in `portcullis serve`, or your own router.
 ///
@@ -61,6 +65,7 @@ pub struct PolicyLayer {
     framing: FramingLayer,
     routing: RoutingLayer,
     cors: CorsLayer,
+    auth: AuthLayer,
     csrf: Option<CsrfLayer>,
     cookies: Option<CookiePolicyLayer>,
     security_txt: SecurityTxtLayer,
@@ -68,7 +73,7 @@ pub struct PolicyLayer {
 
 /// The service [`PolicyLayer`] wraps around `S`.
 pub type PolicyService<S> = CorrelationIdService<
-    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<Cors<BrowserChecks<S>>>>>>>,
+    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<Cors<Auth<BrowserChecks<S>>>>>>>>,
 >;
 
 /// The optional layers inside CORS: the CSRF check and the cookie rules, each present only
@@ -108,11 +113,19 @@ impl PolicyLayer {
                 tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
                 CorsLayer::deny_all()
             }),
+            auth: identity::auth_layer(&policy, None),
             csrf: cross_origin::csrf_layer(&policy),
             cookies: cross_origin::cookie_layer(&policy),
             security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
             policy,
         }
+    }
+
+    /// Verifies API keys with `verifier` (the gateway passes the policy's key store). Without
+    /// one, a route that requires an API key refuses every request.
+    pub fn with_api_keys(mut self, verifier: Arc<dyn ApiKeyVerifier>) -> Self {
+        self.auth = identity::auth_layer(&self.policy, Some(verifier));
+        self
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -133,6 +146,7 @@ impl<S> Layer<S> for PolicyLayer {
             Some(csrf) => Either::Left(csrf.layer(svc)),
             None => Either::Right(svc),
         };
+        let svc = self.auth.layer(svc);
         let svc = self.cors.layer(svc);
         let svc = self.routing.layer(svc);
         let svc = self.framing.layer(svc);

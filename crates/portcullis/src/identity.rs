@@ -1,0 +1,38 @@
+//! The policy's `[auth]` and `[route.auth]` as the authentication layer's configuration.
+
+use std::sync::Arc;
+
+use portcullis_layers::auth::{
+    ApiKeyVerifier, AuthLayer, AuthMode, IdentityHeaderNames, RouteRequirement,
+};
+use portcullis_policy::Policy;
+use portcullis_policy::auth::{AuthMode as PolicyMode, Credential};
+
+/// One requirement per route (the default route last).
+pub(crate) fn auth_layer(policy: &Policy, verifier: Option<Arc<dyn ApiKeyVerifier>>) -> AuthLayer {
+    let per_route = policy
+        .all_routes()
+        .map(|route| RouteRequirement {
+            mode: match route.auth.mode {
+                PolicyMode::None => AuthMode::None,
+                PolicyMode::Optional => AuthMode::Optional,
+                PolicyMode::Required => AuthMode::Required,
+            },
+            api_key: route.auth.credentials.contains(&Credential::ApiKey),
+            scopes: route.auth.scopes.clone(),
+            require_registered: route.auth.require_registered,
+        })
+        .collect();
+    let auth = &policy.auth;
+    let names = &auth.identity_headers;
+    let prefix = auth.api_keys.as_ref().map_or("pcl", |k| k.prefix.as_str());
+    AuthLayer::new(per_route, verifier, prefix)
+        .identity_headers(IdentityHeaderNames {
+            tenant: names.tenant.clone(),
+            subject: names.subject.clone(),
+            key_id: names.key_id.clone(),
+            role: names.role.clone(),
+            scopes: names.scopes.clone(),
+        })
+        .tenant_header(auth.tenant_header.clone())
+}

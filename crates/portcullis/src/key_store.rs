@@ -1,0 +1,149 @@
+//! The policy's API-key store: opened from `[auth.api-keys] store`, cached, and plugged into the
+//! authentication layer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use portcullis_layers::auth::{
+    ApiKeyVerifier, AuthFailure, CredentialKind, Identity, Role, VerifyFuture,
+};
+use portcullis_policy::auth::{ApiKeySettings, SecretRef};
+use portcullis_store::{CachedKeyStore, KeyId, KeyStore, PostgresStore, SqliteStore, VerifyError};
+
+/// Why the key store could not be opened. Never contains the store URL: a PostgreSQL URL
+/// carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("auth.api-keys.store: environment variable `{0}` is not set")]
+    MissingEnv(String),
+    #[error("auth.api-keys.store: cannot read {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("auth.api-keys.store: expected `sqlite:PATH` or a `postgres://` URL")]
+    Scheme,
+    #[error("cannot open the API-key store: {0}")]
+    Open(#[source] portcullis_store::StoreError),
+}
+
+/// Resolves a secret reference: the value itself, an environment variable, or a file.
+pub fn resolve(reference: &SecretRef) -> Result<String, KeyStoreError> {
+    match reference {
+        SecretRef::Literal(v) => Ok(v.clone()),
+        SecretRef::Env(name) => {
+            std::env::var(name).map_err(|_| KeyStoreError::MissingEnv(name.clone()))
+        }
+        SecretRef::File(path) => std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .map_err(|source| KeyStoreError::File {
+                path: path.clone(),
+                source,
+            }),
+    }
+}
+
+/// Opens the store the policy names (running its migrations), without a cache.
+pub async fn open_store(settings: &ApiKeySettings) -> Result<Arc<dyn KeyStore>, KeyStoreError> {
+    let location = resolve(&settings.store)?;
+    if let Some(path) = location.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let store = SqliteStore::open(path).await.map_err(KeyStoreError::Open)?;
+        return Ok(Arc::new(store));
+    }
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        let store = PostgresStore::connect(&location)
+            .await
+            .map_err(KeyStoreError::Open)?;
+        return Ok(Arc::new(store));
+    }
+    Err(KeyStoreError::Scheme)
+}
+
+/// The store behind the gateway: a read-through cache whose TTL bounds how long a revoked key
+/// or a suspended tenant keeps working on this instance.
+pub async fn open_cached(settings: &ApiKeySettings) -> Result<Arc<dyn KeyStore>, KeyStoreError> {
+    let store = open_store(settings).await?;
+    Ok(Arc::new(
+        CachedKeyStore::new(store).with_ttl(settings.cache_ttl),
+    ))
+}
+
+/// How often a key's `last_used_at` is written at most: once a minute per key is enough to
+/// tell an unused key from a used one, and keeps writes off the hot path.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// [`ApiKeyVerifier`] over a [`KeyStore`].
+#[derive(Debug)]
+pub struct StoreVerifier {
+    store: Arc<dyn KeyStore>,
+    touched: Mutex<HashMap<KeyId, SystemTime>>,
+}
+
+impl StoreVerifier {
+    pub fn new(store: Arc<dyn KeyStore>) -> Self {
+        Self {
+            store,
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a use in the background, at most once per [`TOUCH_EVERY`] per key.
+    fn touch(&self, id: &KeyId) {
+        let now = self.store.clock().now();
+        let due = match self.touched.lock() {
+            Ok(mut touched) => {
+                let due = touched.get(id).is_none_or(|last| {
+                    now.duration_since(*last).unwrap_or_default() >= TOUCH_EVERY
+                });
+                if due {
+                    // Bounded: forget everything rather than grow without limit.
+                    if touched.len() >= 100_000 {
+                        touched.clear();
+                    }
+                    touched.insert(id.clone(), now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let store = self.store.clone();
+                let id = id.clone();
+                handle.spawn(async move {
+                    if let Err(e) = store.touch(&id, now).await {
+                        tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl ApiKeyVerifier for StoreVerifier {
+    fn verify<'a>(&'a self, presented: &'a str) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            match self.store.verify(presented).await {
+                Ok(key) => {
+                    self.touch(&key.id);
+                    Ok(Identity {
+                        tenant: key.tenant,
+                        subject: key.subject,
+                        key_id: key.id.to_string(),
+                        // API keys are issued to registered tenants; guests hold guest tokens.
+                        role: Role::Registered,
+                        scopes: key.scopes,
+                        credential: CredentialKind::ApiKey,
+                    })
+                }
+                Err(VerifyError::Rejected(rejection)) => {
+                    Err(AuthFailure::Rejected(rejection.to_string()))
+                }
+                Err(VerifyError::Store(e)) => Err(AuthFailure::Unavailable(e.to_string())),
+            }
+        })
+    }
+}
