@@ -268,3 +268,59 @@ reason = "signed assertion from the IdP"
         "{stdout}"
     );
 }
+
+#[test]
+fn auth_mistakes_are_errors_with_their_keys() {
+    let policy = r#"environment = "production"
+[auth]
+credentials = ["api-key", "jwt", "password"]
+
+[auth.identity-headers]
+tenant = "x-api-key"
+scopes = "x-portcullis-subject"
+
+[auth.api-keys]
+prefix = "PCL_"
+store = "postgres://user:pw@db/keys"
+cache-ttl = "10s"
+
+[[route]]
+name = "open"
+paths = ["/open"]
+[route.auth]
+mode = "none"
+scopes = ["a b", "read"]
+"#;
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 1, "{stderr}");
+    for (key, message) in [
+        ("auth.credentials[1]", "`jwt` credentials are not implemented yet"),
+        ("auth.credentials[2]", "unknown credential `password`"),
+        ("auth.identity-headers", "`x-api-key` cannot carry an identity"),
+        ("auth.identity-headers", "`x-portcullis-subject` is used for two identity headers"),
+        ("auth.api-keys.prefix", "`PCL_` must be 2 to 16 lower-case letters or digits"),
+        ("auth.api-keys.store", "a PostgreSQL URL carries credentials: reference it instead"),
+        ("auth.api-keys.cache-ttl", "at most 5 s"),
+        ("route[0].auth.scopes[0]", "`a b` is not a scope"),
+        ("route[0].auth.mode", "a route with `mode = \"none\"` cannot require scopes"),
+    ] {
+        assert!(
+            stderr.contains(&format!("{key}: {message}")),
+            "missing `{key}: {message}` in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn route_auth_needs_an_auth_table() {
+    let policy = r#"environment = "development"
+[default-route.auth]
+mode = "required"
+"#;
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("default-route.auth: route authentication needs an `[auth]` table"),
+        "{stderr}"
+    );
+}
