@@ -1,0 +1,100 @@
+//! Per-request cost of API-key verification (issue 4): a hot key served from the cache, and the
+//! whole authentication layer around an inner `service_fn`.
+//!
+//! `cargo bench -p portcullis-bench --bench auth -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use portcullis::key_store::StoreVerifier;
+use portcullis::layers::auth::{ApiKeyVerifier, AuthLayer, AuthMode, RouteRequirement};
+use portcullis_store::{CachedKeyStore, KeyStore, MemoryStore, NewKey};
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(
+        CachedKeyStore::new(Arc::new(MemoryStore::new())).with_ttl(Duration::from_secs(3600)),
+    );
+    let key = rt.block_on(async {
+        // A thousand keys, so the cache is not a one-entry map.
+        for i in 0..1000 {
+            store
+                .create(NewKey::new("pcl", format!("tenant{i}")))
+                .await
+                .unwrap();
+        }
+        let (_, key) = store
+            .create(NewKey::new("pcl", "acme").with_scopes(["read"]))
+            .await
+            .unwrap();
+        key.expose_secret().to_owned()
+    });
+
+    c.bench_function("verify/cached_hit", |b| {
+        b.iter(|| rt.block_on(async { black_box(store.verify(black_box(&key)).await.unwrap()) }))
+    });
+    c.bench_function("verify/malformed", |b| {
+        b.iter(|| {
+            rt.block_on(async { black_box(store.verify(black_box("pcl_nope")).await.is_err()) })
+        })
+    });
+
+    let verifier: Arc<dyn ApiKeyVerifier> = Arc::new(StoreVerifier::new(store.clone()));
+    let inner =
+        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
+    let layer = AuthLayer::new(
+        vec![RouteRequirement {
+            mode: AuthMode::Required,
+            api_key: true,
+            scopes: vec!["read".into()],
+            require_registered: false,
+        }],
+        Some(verifier),
+        "pcl",
+    );
+    let mut group = c.benchmark_group("layer");
+    for (name, with_layer) in [("baseline", false), ("api_key_required", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let reqs: Vec<Request<()>> = (0..iters)
+                    .map(|_| {
+                        Request::get("/v1/things")
+                            .header("x-api-key", key.as_str())
+                            .body(())
+                            .unwrap()
+                    })
+                    .collect();
+                rt.block_on(async {
+                    let start = Instant::now();
+                    if with_layer {
+                        let mut svc = layer.layer(inner);
+                        for r in reqs {
+                            black_box(svc.ready().await.unwrap().call(r).await.unwrap());
+                        }
+                    } else {
+                        let mut svc = inner;
+                        for r in reqs {
+                            black_box(svc.ready().await.unwrap().call(r).await.unwrap());
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
