@@ -1,4 +1,4 @@
-//! `portcullis`: run, try and check Portcullis policies.
+//! `portcullis`: run, try and check Portcullis policies, and manage their API keys.
 
 mod commands;
 mod demo_upstream;
@@ -51,6 +51,17 @@ enum Command {
         #[arg(long = "env")]
         environment: Option<Environment>,
     },
+    /// Manage tenant API keys in the store the policy's `[auth.api-keys]` names.
+    Keys {
+        /// The policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Compile the policy for this environment instead of the file's.
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+        #[command(subcommand)]
+        action: commands::keys::Action,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,5 +83,10 @@ fn main() -> ExitCode {
             environment,
         }),
         Command::Demo { listen } => commands::demo::run(listen),
+        Command::Keys {
+            config,
+            environment,
+            action,
+        } => commands::keys::run(&config, environment, action),
     }
 }
