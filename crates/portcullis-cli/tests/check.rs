@@ -294,15 +294,33 @@ scopes = ["a b", "read"]
     let (code, _, stderr) = check(policy);
     assert_eq!(code, 1, "{stderr}");
     for (key, message) in [
-        ("auth.credentials[1]", "`jwt` credentials are not implemented yet"),
+        (
+            "auth.credentials[1]",
+            "`jwt` credentials are not implemented yet",
+        ),
         ("auth.credentials[2]", "unknown credential `password`"),
-        ("auth.identity-headers", "`x-api-key` cannot carry an identity"),
-        ("auth.identity-headers", "`x-portcullis-subject` is used for two identity headers"),
-        ("auth.api-keys.prefix", "`PCL_` must be 2 to 16 lower-case letters or digits"),
-        ("auth.api-keys.store", "a PostgreSQL URL carries credentials: reference it instead"),
+        (
+            "auth.identity-headers",
+            "`x-api-key` cannot carry an identity",
+        ),
+        (
+            "auth.identity-headers",
+            "`x-portcullis-subject` is used for two identity headers",
+        ),
+        (
+            "auth.api-keys.prefix",
+            "`PCL_` must be 2 to 16 lower-case letters or digits",
+        ),
+        (
+            "auth.api-keys.store",
+            "a PostgreSQL URL carries credentials: reference it instead",
+        ),
         ("auth.api-keys.cache-ttl", "at most 5 s"),
         ("route[0].auth.scopes[0]", "`a b` is not a scope"),
-        ("route[0].auth.mode", "a route with `mode = \"none\"` cannot require scopes"),
+        (
+            "route[0].auth.mode",
+            "a route with `mode = \"none\"` cannot require scopes",
+        ),
     ] {
         assert!(
             stderr.contains(&format!("{key}: {message}")),
