@@ -1,5 +1,6 @@
 //! Per-request cost of API-key verification (issue 4): a hot key served from the cache, and the
-//! whole authentication layer around an inner `service_fn`.
+//! whole authentication layer around an inner `service_fn`; and of HS256 JWT verification, on
+//! its own and through the same layer.
 //!
 //! `cargo bench -p portcullis-bench --bench auth -- --warm-up-time 1 --measurement-time 3`
 
@@ -15,6 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use portcullis::key_store::StoreVerifier;
 use portcullis::layers::auth::{ApiKeyVerifier, AuthLayer, AuthMode, RouteRequirement};
+use portcullis::layers::jwt::{JwtKey, JwtVerifier};
 use portcullis_store::{CachedKeyStore, KeyStore, MemoryStore, NewKey};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -57,6 +59,7 @@ fn bench(c: &mut Criterion) {
         vec![RouteRequirement {
             mode: AuthMode::Required,
             api_key: true,
+            jwt: false,
             scopes: vec!["read".into()],
             require_registered: false,
         }],
@@ -96,5 +99,91 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// HS256 verification per request: the verifier alone (signature, `exp`/`nbf`/`iss`/`aud`,
+/// maximum lifetime, claim mapping), a token with a bad signature, and the whole
+/// authentication layer with a JWT-only route against the same baseline as above.
+fn jwt(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let secret = b"benchmark-secret-benchmark-secret-0123456789";
+    let verifier = Arc::new(
+        JwtVerifier::builder(["HS256"])
+            .key(JwtKey::secret(secret).unwrap())
+            .issuer(Some("https://auth.example.com".into()))
+            .audience(vec!["api".into()])
+            .max_lifetime(Some(Duration::from_secs(24 * 3600)))
+            .build()
+            .unwrap(),
+    );
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "iss": "https://auth.example.com",
+        "aud": "api",
+        "sub": "user-42",
+        "tenant": "acme",
+        "role": "registered",
+        "scope": "read write",
+        "iat": now,
+        "exp": now + 23 * 3600,
+    });
+    let sign = |key: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    };
+    let token = sign(secret);
+    let forged = sign(b"not-the-benchmark-secret-0123456789abcdefgh");
+
+    c.bench_function("jwt/verify_hs256", |b| {
+        b.iter(|| black_box(verifier.verify(black_box(&token)).unwrap()))
+    });
+    c.bench_function("jwt/bad_signature", |b| {
+        b.iter(|| black_box(verifier.verify(black_box(&forged)).is_err()))
+    });
+
+    let inner =
+        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
+    let layer = AuthLayer::new(
+        vec![RouteRequirement {
+            mode: AuthMode::Required,
+            api_key: false,
+            jwt: true,
+            scopes: vec!["read".into()],
+            require_registered: true,
+        }],
+        None,
+        "pcl",
+    )
+    .jwt(Some(verifier.clone()));
+    let bearer = format!("Bearer {token}");
+    let mut group = c.benchmark_group("layer");
+    group.bench_function("jwt_required", |b| {
+        b.iter_custom(|iters| {
+            let reqs: Vec<Request<()>> = (0..iters)
+                .map(|_| {
+                    Request::get("/v1/things")
+                        .header("authorization", bearer.as_str())
+                        .body(())
+                        .unwrap()
+                })
+                .collect();
+            rt.block_on(async {
+                let start = Instant::now();
+                let mut svc = layer.layer(inner);
+                for r in reqs {
+                    black_box(svc.ready().await.unwrap().call(r).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, jwt);
 criterion_main!(benches);

@@ -294,10 +294,7 @@ scopes = ["a b", "read"]
     let (code, _, stderr) = check(policy);
     assert_eq!(code, 1, "{stderr}");
     for (key, message) in [
-        (
-            "auth.credentials[1]",
-            "`jwt` credentials are not implemented yet",
-        ),
+        ("auth.credentials[1]", "`jwt` needs an `[auth.jwt]` table"),
         ("auth.credentials[2]", "unknown credential `password`"),
         (
             "auth.identity-headers",

@@ -17,8 +17,14 @@
 //! - Missing scopes: `403` `insufficient_scope`; a guest where the route requires a registered
 //!   caller: `403` `registration_required`.
 //!
-//! Verification itself is behind [`ApiKeyVerifier`], so this module needs no database; the
-//! `portcullis` crate plugs in the key store.
+//! Credentials: an API key in `X-API-Key`, or `Authorization: Bearer <token>`. A Bearer token
+//! that starts with the API keys' prefix (`pcl_`) is an API key; any other Bearer token is a JWT
+//! when the route accepts JWTs, and is not read at all otherwise (so a route that takes only API
+//! keys answers `authentication_required` to it, as before JWTs existed).
+//!
+//! API-key verification is behind [`ApiKeyVerifier`], so this module needs no database; the
+//! `portcullis` crate plugs in the key store. JWTs are verified in memory by a
+//! [`JwtVerifier`](crate::jwt::JwtVerifier), synchronously: its keys are loaded at start-up.
 
 use std::fmt;
 use std::future::Future;
@@ -30,6 +36,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
+use crate::jwt::JwtVerifier;
 use crate::matched_route::MatchedRoute;
 use crate::rejection::Rejection;
 
@@ -37,12 +44,14 @@ use crate::rejection::Rejection;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
     ApiKey,
+    Jwt,
 }
 
 impl CredentialKind {
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialKind::ApiKey => "api-key",
+            CredentialKind::Jwt => "jwt",
         }
     }
 }
@@ -68,7 +77,7 @@ impl Role {
 pub struct Identity {
     pub tenant: String,
     pub subject: Option<String>,
-    /// The public ID of the key (never its secret).
+    /// The public ID of the key (never its secret); for a JWT its `kid`, or `jwt`.
     pub key_id: String,
     pub role: Role,
     pub scopes: Vec<String>,
@@ -117,6 +126,8 @@ pub enum AuthMode {
 pub struct RouteRequirement {
     pub mode: AuthMode,
     pub api_key: bool,
+    /// Bearer tokens other than API keys are read as JWTs.
+    pub jwt: bool,
     pub scopes: Vec<String>,
     pub require_registered: bool,
 }
@@ -127,6 +138,7 @@ impl RouteRequirement {
         Self {
             mode: AuthMode::None,
             api_key: false,
+            jwt: false,
             scopes: Vec::new(),
             require_registered: false,
         }
@@ -191,6 +203,7 @@ struct Config {
     /// One entry per route, the default route last.
     per_route: Vec<RouteRequirement>,
     verifier: Option<Arc<dyn ApiKeyVerifier>>,
+    jwt: Option<Arc<JwtVerifier>>,
     identity_headers: IdentityHeaderNames,
     tenant_header: Option<HeaderName>,
     /// `pcl_`: a Bearer token with this prefix is an API key (a JWT never starts with it).
@@ -215,6 +228,7 @@ impl AuthLayer {
             config: Arc::new(Config {
                 per_route,
                 verifier,
+                jwt: None,
                 identity_headers: IdentityHeaderNames::default(),
                 tenant_header: None,
                 bearer_prefix: format!("{key_prefix}_"),
@@ -226,6 +240,15 @@ impl AuthLayer {
     pub fn identity_headers(mut self, names: IdentityHeaderNames) -> Self {
         if let Some(config) = Arc::get_mut(&mut self.config) {
             config.identity_headers = names;
+        }
+        self
+    }
+
+    /// Verifies JWT bearer tokens on routes whose requirement accepts them. Without one, such a
+    /// route refuses every JWT.
+    pub fn jwt(mut self, verifier: Option<Arc<JwtVerifier>>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.jwt = verifier;
         }
         self
     }
@@ -263,6 +286,7 @@ pub type AuthFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> 
 enum Presented<'a> {
     None,
     ApiKey(&'a str),
+    Jwt(&'a str),
     Ambiguous,
     Unusable,
 }
@@ -305,9 +329,14 @@ where
         Box::pin(async move {
             let presented = match presented(&config, &requirement, req.headers()) {
                 Presented::None if requirement.mode == AuthMode::Required => {
+                    let message = match (requirement.api_key, requirement.jwt) {
+                        (true, true) => "this endpoint requires an API key or a bearer token",
+                        (false, true) => "this endpoint requires a bearer token",
+                        _ => "this endpoint requires an API key",
+                    };
                     return Ok(unauthorized(
                         "authentication_required",
-                        "this endpoint requires an API key",
+                        message,
                         "no credential presented".to_owned(),
                     ));
                 }
@@ -326,19 +355,29 @@ where
                         "the credential is not one this route accepts".to_owned(),
                     ));
                 }
-                Presented::ApiKey(key) => Some(key.to_owned()),
+                Presented::ApiKey(key) => Some(Credential::ApiKey(key.to_owned())),
+                Presented::Jwt(token) => Some(Credential::Jwt(token.to_owned())),
             };
-            let Some(key) = presented else {
+            let Some(credential) = presented else {
                 return inner.call(req).await;
             };
-            let Some(verifier) = config.verifier.as_ref() else {
-                return Ok(unauthorized(
-                    "invalid_credentials",
-                    "the credentials are invalid",
-                    "no API key store is configured".to_owned(),
-                ));
+            let verified = match &credential {
+                Credential::ApiKey(key) => match config.verifier.as_ref() {
+                    Some(verifier) => verifier.verify(key).await,
+                    None => Err(AuthFailure::Rejected(
+                        "no API key store is configured".to_owned(),
+                    )),
+                },
+                Credential::Jwt(token) => match config.jwt.as_ref() {
+                    Some(verifier) => verifier.verify(token),
+                    None => Err(AuthFailure::Rejected(
+                        "no JWT verifier is configured".to_owned(),
+                    )),
+                },
             };
-            let identity = match verifier.verify(&key).await {
+            // The copy is not needed past its check.
+            drop(credential);
+            let identity = match verified {
                 Ok(identity) => identity,
                 Err(AuthFailure::Rejected(reason)) => {
                     tracing::info!(target: "portcullis::auth", %reason, "credential refused");
@@ -369,13 +408,45 @@ where
                 );
                 return Ok(rejection.into_response());
             }
-            // The upstream gets the verified identity, not the secret: a key that never
-            // leaves the gateway cannot leak from an upstream's logs.
-            remove_api_key(&config, req.headers_mut());
+            // The upstream gets the verified identity, not the secret: a key or token that
+            // never leaves the gateway cannot leak from an upstream's logs or be replayed by it.
+            remove_credential(&config, &requirement, req.headers_mut());
             config.identity_headers.set(req.headers_mut(), &identity);
             req.extensions_mut().insert(identity);
             inner.call(req).await
         })
+    }
+}
+
+/// A credential copied out of the request for verification (the request moves on without it).
+enum Credential {
+    ApiKey(String),
+    Jwt(String),
+}
+
+/// What an `Authorization` value is to this layer.
+enum Bearer<'a> {
+    ApiKey(&'a str),
+    Jwt(&'a str),
+    /// Not a bearer credential this route reads (another scheme, or a JWT where none is read).
+    Other,
+}
+
+fn bearer<'a>(config: &Config, requirement: &RouteRequirement, text: &'a str) -> Bearer<'a> {
+    let Some((scheme, token)) = text.split_once(' ') else {
+        return Bearer::Other;
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::Other;
+    }
+    let token = token.trim();
+    if token.starts_with(&config.bearer_prefix) {
+        Bearer::ApiKey(token)
+    } else if requirement.jwt {
+        // A JWT never starts with the prefix: its first part is base64url of `{"`, i.e. `eyJ`.
+        Bearer::Jwt(token)
+    } else {
+        Bearer::Other
     }
 }
 
@@ -385,48 +456,48 @@ fn presented<'a>(
     requirement: &RouteRequirement,
     headers: &'a HeaderMap,
 ) -> Presented<'a> {
-    let mut found: Option<&'a str> = None;
+    let mut found: Option<Presented<'a>> = None;
     let mut count = 0;
     for value in headers.get_all("x-api-key") {
         count += 1;
-        found = value.to_str().ok();
+        found = value.to_str().ok().map(Presented::ApiKey);
     }
     for value in headers.get_all(header::AUTHORIZATION) {
         let Ok(text) = value.to_str() else {
             count += 1;
+            found = None;
             continue;
         };
-        let Some((scheme, token)) = text.split_once(' ') else {
-            continue;
-        };
-        // Other schemes (Basic, JWT bearer tokens) are not this layer's to read yet.
-        if scheme.eq_ignore_ascii_case("bearer") && token.trim().starts_with(&config.bearer_prefix)
-        {
-            count += 1;
-            found = Some(token.trim());
+        match bearer(config, requirement, text) {
+            Bearer::ApiKey(key) => {
+                count += 1;
+                found = Some(Presented::ApiKey(key));
+            }
+            Bearer::Jwt(token) => {
+                count += 1;
+                found = Some(Presented::Jwt(token));
+            }
+            Bearer::Other => {}
         }
     }
     match (count, found) {
         (0, _) => Presented::None,
-        (1, Some(key)) if requirement.api_key => Presented::ApiKey(key),
+        (1, Some(Presented::ApiKey(key))) if requirement.api_key => Presented::ApiKey(key),
+        (1, Some(Presented::Jwt(token))) => Presented::Jwt(token),
         (1, _) => Presented::Unusable,
         _ => Presented::Ambiguous,
     }
 }
 
-/// Removes the presented API key (`X-API-Key`, or the `Authorization: Bearer` carrying it).
-fn remove_api_key(config: &Config, headers: &mut HeaderMap) {
+/// Removes the presented credential: `X-API-Key`, and the `Authorization: Bearer` carrying an
+/// API key or (on a route that reads them) a JWT.
+fn remove_credential(config: &Config, requirement: &RouteRequirement, headers: &mut HeaderMap) {
     headers.remove("x-api-key");
-    let carries_key = headers.get_all(header::AUTHORIZATION).iter().any(|v| {
+    let carries_credential = headers.get_all(header::AUTHORIZATION).iter().any(|v| {
         v.to_str()
-            .ok()
-            .and_then(|t| t.split_once(' '))
-            .is_some_and(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer")
-                    && token.trim().starts_with(&config.bearer_prefix)
-            })
+            .is_ok_and(|t| !matches!(bearer(config, requirement, t), Bearer::Other))
     });
-    if carries_key {
+    if carries_credential {
         headers.remove(header::AUTHORIZATION);
     }
 }
@@ -494,6 +565,26 @@ mod tests {
     use std::convert::Infallible;
 
     const KEY: &str = "pcl_aaaaaaaaaaaaaaaa_secret";
+    const JWT_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// An HS256 token for tenant `acme` with `role` (a guest without one).
+    fn jwt(role: Option<&str>, secret: &[u8]) -> String {
+        let mut claims = serde_json::json!({
+            "sub": "user-1",
+            "tenant": "acme",
+            "scope": "read",
+            "exp": jsonwebtoken::get_current_timestamp() + 600,
+        });
+        if let Some(role) = role {
+            claims["role"] = role.into();
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
 
     /// Accepts exactly `KEY` (tenant `acme`, scope `read`) and a guest key.
     #[derive(Debug)]
@@ -523,6 +614,7 @@ mod tests {
         RouteRequirement {
             mode,
             api_key: true,
+            jwt: false,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             require_registered: registered,
         }
@@ -534,7 +626,13 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let record = seen.clone();
         let layer = AuthLayer::new(vec![requirement], Some(Arc::new(OneKey)), "pcl")
-            .tenant_header(Some(HeaderName::from_static("x-app-id")));
+            .tenant_header(Some(HeaderName::from_static("x-app-id")))
+            .jwt(Some(Arc::new(
+                JwtVerifier::builder(["HS256"])
+                    .key(crate::jwt::JwtKey::secret(JWT_SECRET).unwrap())
+                    .build()
+                    .unwrap(),
+            )));
         let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
             *record.lock().unwrap() = Some(req.headers().clone());
             async { Ok::<_, Infallible>(Response::new(())) }
@@ -597,6 +695,102 @@ mod tests {
         );
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(code(&res), Some("authentication_required"));
+    }
+
+    #[test]
+    fn jwt_bearer_tokens() {
+        let both = || RouteRequirement {
+            jwt: true,
+            ..requirement(AuthMode::Required, &["read"], false)
+        };
+        let token = format!("Bearer {}", jwt(Some("registered"), JWT_SECRET));
+        let (res, seen) = call(both(), req(&[("authorization", &token)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen = seen.unwrap();
+        assert_eq!(seen["x-portcullis-tenant"], "acme");
+        assert_eq!(seen["x-portcullis-subject"], "user-1");
+        assert_eq!(seen["x-portcullis-role"], "registered");
+        assert_eq!(seen["x-portcullis-key-id"], "jwt");
+        assert!(
+            seen.get("authorization").is_none(),
+            "the token was forwarded"
+        );
+
+        let forged = format!("Bearer {}", jwt(Some("registered"), b"not the secret"));
+        let guest = format!("Bearer {}", jwt(None, JWT_SECRET));
+        let api_key_bearer = format!("Bearer {KEY}");
+        let jwt_only = || RouteRequirement {
+            api_key: false,
+            ..both()
+        };
+        let cases: Vec<Case> = vec![
+            (
+                both(),
+                vec![("authorization", forged.as_str())],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (
+                both(),
+                vec![("authorization", "Bearer not-a-jwt")],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (
+                both(),
+                vec![("authorization", token.as_str()), ("x-api-key", KEY)],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (both(), vec![("x-api-key", KEY)], StatusCode::OK, None),
+            (
+                both(),
+                vec![("authorization", api_key_bearer.as_str())],
+                StatusCode::OK,
+                None,
+            ),
+            (
+                jwt_only(),
+                vec![("x-api-key", KEY)],
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_credentials"),
+            ),
+            (
+                jwt_only(),
+                vec![("authorization", token.as_str())],
+                StatusCode::OK,
+                None,
+            ),
+            (
+                RouteRequirement {
+                    require_registered: true,
+                    ..both()
+                },
+                vec![("authorization", guest.as_str())],
+                StatusCode::FORBIDDEN,
+                Some("registration_required"),
+            ),
+            (
+                both(),
+                vec![("authorization", token.as_str()), ("x-app-id", "globex")],
+                StatusCode::FORBIDDEN,
+                Some("tenant_mismatch"),
+            ),
+            (
+                RouteRequirement {
+                    scopes: vec!["write".into()],
+                    ..both()
+                },
+                vec![("authorization", token.as_str())],
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+            ),
+        ];
+        for (requirement, headers, status, expected) in cases {
+            let (res, _) = call(requirement, req(&headers));
+            assert_eq!(res.status(), status, "{headers:?}");
+            assert_eq!(code(&res), expected, "{headers:?}");
+        }
     }
 
     /// A route's requirement, the request's headers, the expected status and refusal code.

@@ -380,17 +380,17 @@ where
                 };
                 return EitherFuture::right(ready(Ok(res)));
             }
-            if is_websocket_upgrade(req.headers()) {
-                if let Err(detail) = check_websocket_origin(policy, origin, req.headers()) {
-                    let res = Rejection::new(
-                        StatusCode::FORBIDDEN,
-                        "websocket_origin_refused",
-                        "this origin may not open a WebSocket here",
-                    )
-                    .with_detail(detail)
-                    .into_response();
-                    return EitherFuture::right(ready(Ok(res)));
-                }
+            if is_websocket_upgrade(req.headers())
+                && let Err(detail) = check_websocket_origin(policy, origin, req.headers())
+            {
+                let res = Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    "websocket_origin_refused",
+                    "this origin may not open a WebSocket here",
+                )
+                .with_detail(detail)
+                .into_response();
+                return EitherFuture::right(ready(Ok(res)));
             }
         } else if req.headers().contains_key(header::ORIGIN) {
             // Several `Origin` headers: no browser sends that. Refuse a preflight; treat any

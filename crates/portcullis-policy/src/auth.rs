@@ -12,19 +12,22 @@ use http::HeaderName;
 use crate::compile::Cx;
 use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
-use crate::raw::{RawAuth, RawRouteAuth, RawSecret};
+use crate::raw::{RawAuth, RawJwt, RawRouteAuth, RawSecret};
 
 /// A kind of credential a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Credential {
     /// A tenant API key (`X-API-Key`, or `Authorization: Bearer`).
     ApiKey,
+    /// A JWT bearer token (`Authorization: Bearer`), verified with `[auth.jwt]`.
+    Jwt,
 }
 
 impl Credential {
     pub fn as_str(self) -> &'static str {
         match self {
             Credential::ApiKey => "api-key",
+            Credential::Jwt => "jwt",
         }
     }
 }
@@ -127,6 +130,127 @@ pub struct ApiKeySettings {
     pub cache_ttl: Duration,
 }
 
+/// A JWT signature algorithm (RFC 7518 names). `none` is not one: an unsigned token is never
+/// accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtAlgorithm {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 12] = [
+        Self::Hs256,
+        Self::Hs384,
+        Self::Hs512,
+        Self::Rs256,
+        Self::Rs384,
+        Self::Rs512,
+        Self::Ps256,
+        Self::Ps384,
+        Self::Ps512,
+        Self::Es256,
+        Self::Es384,
+        Self::EdDsa,
+    ];
+
+    /// The name in a token's `alg` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::Hs384 => "HS384",
+            Self::Hs512 => "HS512",
+            Self::Rs256 => "RS256",
+            Self::Rs384 => "RS384",
+            Self::Rs512 => "RS512",
+            Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    /// An HMAC over a shared secret (`HS*`), as opposed to a public-key signature.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::Hs256 | Self::Hs384 | Self::Hs512)
+    }
+}
+
+/// Where a JWT verification key comes from, with the key path that names it (start-up errors
+/// about the key point there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtKeySource {
+    pub at: KeyPath,
+    pub kind: JwtKeyKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKeyKind {
+    /// A shared HMAC secret (`HS*`): its bytes, from an environment variable or a file, never
+    /// from the policy itself.
+    Secret(SecretRef),
+    /// A JWKS file of public keys (`RS*`, `PS*`, `ES*`, `EdDSA`).
+    Jwks(PathBuf),
+}
+
+/// Which claim carries what (`[auth.jwt.claims]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtClaimNames {
+    pub subject: String,
+    /// Required in every token.
+    pub tenant: String,
+    pub role: String,
+    /// Role claim values that make a registered caller; any other value, or none, is a guest.
+    pub registered_roles: Vec<String>,
+    /// A space-separated string or an array of strings.
+    pub scopes: String,
+}
+
+impl Default for JwtClaimNames {
+    fn default() -> Self {
+        Self {
+            subject: "sub".to_owned(),
+            tenant: "tenant".to_owned(),
+            role: "role".to_owned(),
+            registered_roles: vec!["registered".to_owned()],
+            scopes: "scope".to_owned(),
+        }
+    }
+}
+
+/// `[auth.jwt]`.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    /// Pinned: a token whose `alg` is not listed is refused. Never HMAC and public-key mixed.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// The key every token verifies with. `None` when `tenants` has entries: then each token
+    /// verifies only with the key of the tenant it names.
+    pub key: Option<JwtKeySource>,
+    /// Per-tenant keys, by tenant name (sorted).
+    pub tenants: Vec<(String, JwtKeySource)>,
+    /// When set, `iss` must be present and equal.
+    pub issuer: Option<String>,
+    /// When non-empty, `aud` must be present and contain one of them.
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// When set, `iat` is required and `exp - iat` may not exceed it.
+    pub max_lifetime: Option<Duration>,
+    pub claims: JwtClaimNames,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
     /// Whether the policy has an `[auth]` table at all.
@@ -135,12 +259,17 @@ pub struct AuthSettings {
     pub tenant_header: Option<HeaderName>,
     pub identity_headers: IdentityHeaders,
     pub api_keys: Option<ApiKeySettings>,
+    pub jwt: Option<JwtSettings>,
     /// The credentials routes accept unless they say otherwise.
     pub credentials: Vec<Credential>,
 }
 
 /// The revocation promise across instances (issue 4): a cache may not outlive it.
 const MAX_CACHE_TTL: Duration = Duration::from_secs(5);
+
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// More clock skew than this is a clock to fix, not a leeway: it stretches every token's life.
+const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
 
 pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
     let path = KeyPath::root().key("auth");
@@ -207,16 +336,30 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
             cache_ttl,
         }
     });
+    let jwt = raw.jwt.map(|j| build_jwt(cx, &path.key("jwt"), j));
+    let configured = Configured {
+        api_keys: api_keys.is_some(),
+        jwt: jwt.is_some(),
+    };
     let credentials = match raw.credentials {
-        None if api_keys.is_some() => vec![Credential::ApiKey],
+        None if configured.api_keys || configured.jwt => {
+            let mut list = Vec::new();
+            if configured.api_keys {
+                list.push(Credential::ApiKey);
+            }
+            if configured.jwt {
+                list.push(Credential::Jwt);
+            }
+            list
+        }
         None => {
             cx.error(
                 path.clone(),
-                "`[auth]` configures no credential: add `[auth.api-keys]`",
+                "`[auth]` configures no credential: add `[auth.api-keys]` or `[auth.jwt]`",
             );
             Vec::new()
         }
-        Some(list) => credential_list(cx, &path.key("credentials"), &list, api_keys.is_some()),
+        Some(list) => credential_list(cx, &path.key("credentials"), &list, configured),
     };
     let mut identity_headers = IdentityHeaders::default();
     if let Some(h) = raw.identity_headers {
@@ -260,38 +403,351 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
         tenant_header,
         identity_headers,
         api_keys,
+        jwt,
         credentials,
     }
 }
 
-fn credential_list(cx: &mut Cx, at: &KeyPath, list: &[String], api_keys: bool) -> Vec<Credential> {
+/// Which credential tables `[auth]` has.
+#[derive(Debug, Clone, Copy)]
+struct Configured {
+    api_keys: bool,
+    jwt: bool,
+}
+
+fn credential_list(
+    cx: &mut Cx,
+    at: &KeyPath,
+    list: &[String],
+    configured: Configured,
+) -> Vec<Credential> {
     let mut out = Vec::new();
     for (i, name) in list.iter().enumerate() {
         let credential = match name.as_str() {
             "api-key" => Credential::ApiKey,
-            "jwt" | "signed-key" => {
+            "jwt" => Credential::Jwt,
+            "signed-key" => {
                 cx.error(
                     at.index(i),
-                    format!("`{name}` credentials are not implemented yet; only \"api-key\" is"),
+                    format!(
+                        "`{name}` credentials are not implemented yet; \"api-key\" and \"jwt\" are"
+                    ),
                 );
                 continue;
             }
             other => {
                 cx.error(
                     at.index(i),
-                    format!("unknown credential `{other}`: expected \"api-key\""),
+                    format!("unknown credential `{other}`: expected \"api-key\" or \"jwt\""),
                 );
                 continue;
             }
         };
-        if credential == Credential::ApiKey && !api_keys {
+        if credential == Credential::ApiKey && !configured.api_keys {
             cx.error(at.index(i), "`api-key` needs an `[auth.api-keys]` table");
+        }
+        if credential == Credential::Jwt && !configured.jwt {
+            cx.error(at.index(i), "`jwt` needs an `[auth.jwt]` table");
         }
         if !out.contains(&credential) {
             out.push(credential);
         }
     }
     out
+}
+
+/// `[auth.jwt]`. Returned even when it has errors (they are recorded), so that `"jwt"` in a
+/// credential list is not also reported as unconfigured.
+fn build_jwt(cx: &mut Cx, at: &KeyPath, raw: RawJwt) -> JwtSettings {
+    let algorithms = jwt_algorithms(cx, &at.key("algorithms"), raw.algorithms);
+    // `None` when the list is unusable: the key checks below then say nothing about kinds.
+    let hmac = match algorithms.as_slice() {
+        [] => None,
+        [first, ..] if algorithms.iter().all(|a| a.is_hmac() == first.is_hmac()) => {
+            Some(first.is_hmac())
+        }
+        _ => None,
+    };
+    let has_global = raw.secret.is_some() || raw.jwks.is_some();
+    let key = jwt_key(cx, at, raw.secret, raw.jwks, hmac);
+    let raw_tenants = raw.tenants.unwrap_or_default();
+    // A tenant table whose key is in error is already reported; "no key" would only add noise.
+    let has_tenant_tables = !raw_tenants.is_empty();
+    let mut tenants = Vec::new();
+    for (name, table) in raw_tenants {
+        let tenant_at = at.key("tenants").key(&name);
+        if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            cx.error(
+                tenant_at.clone(),
+                format!("`{name}` is not a tenant name: 1 to 128 visible ASCII characters"),
+            );
+        }
+        let present = table.secret.is_some() || table.jwks.is_some();
+        match jwt_key(cx, &tenant_at, table.secret, table.jwks, hmac) {
+            Some(source) => tenants.push((name, source)),
+            None if !present => cx.error(
+                tenant_at,
+                "a tenant needs its key: `secret = { env = \"NAME\" }` (HS*) or `jwks = { file = \"PATH\" }`",
+            ),
+            None => {}
+        }
+    }
+    if let (Some(source), false) = (&key, tenants.is_empty()) {
+        cx.diags.push(
+            Diagnostic::error(
+                source.at.clone(),
+                "never used: with `[auth.jwt.tenants]`, a token verifies only with the key of the tenant it names",
+            )
+            .with_help("remove it, or move it under the tenant it belongs to"),
+        );
+    }
+    if !has_global && !has_tenant_tables {
+        cx.missing(
+            at.clone(),
+            "no verification key: add `secret = { env = \"JWT_SECRET\" }` (HS*) or `jwks = { file = \"PATH\" }` (RS*, PS*, ES*, EdDSA), or `[auth.jwt.tenants.NAME]` tables",
+        );
+    }
+
+    let issuer = raw.issuer.filter(|iss| {
+        let ok = !iss.trim().is_empty();
+        if !ok {
+            cx.error(
+                at.key("issuer"),
+                "an empty issuer: omit `issuer` to not check `iss`",
+            );
+        }
+        ok
+    });
+    let audience = match raw.audience {
+        None => Vec::new(),
+        Some(list) if list.is_empty() => {
+            cx.error(
+                at.key("audience"),
+                "an empty list accepts no token: omit `audience` to not check `aud`",
+            );
+            Vec::new()
+        }
+        Some(list) => non_empty_strings(cx, &at.key("audience"), list, "an audience"),
+    };
+    let leeway = match raw.leeway.as_deref() {
+        None => DEFAULT_LEEWAY,
+        // Not `cx.duration`: a leeway of zero is a legitimate choice.
+        Some(v) => cx
+            .parse(&at.key("leeway"), v, |v| {
+                humantime::parse_duration(v)
+                    .map_err(|e| format!("`{v}` is not a duration ({e}); write e.g. \"30s\""))
+            })
+            .unwrap_or(DEFAULT_LEEWAY),
+    };
+    if leeway > MAX_LEEWAY {
+        cx.error(
+            at.key("leeway"),
+            "at most 5m: a leeway stretches the life of every token, expired ones included",
+        );
+    }
+    let max_lifetime = raw
+        .max_lifetime
+        .as_deref()
+        .map(|v| cx.duration(at.key("max-lifetime"), Some(v), Duration::from_secs(3600)));
+
+    let mut claims = JwtClaimNames::default();
+    if let Some(c) = raw.claims {
+        let claims_at = at.key("claims");
+        for (key, value, slot) in [
+            ("subject", c.subject, &mut claims.subject),
+            ("tenant", c.tenant, &mut claims.tenant),
+            ("role", c.role, &mut claims.role),
+            ("scopes", c.scopes, &mut claims.scopes),
+        ] {
+            match value {
+                Some(name) if name.is_empty() => {
+                    cx.error(claims_at.key(key), "a claim name cannot be empty");
+                }
+                Some(name) => *slot = name,
+                None => {}
+            }
+        }
+        if let Some(roles) = c.registered_roles {
+            claims.registered_roles =
+                non_empty_strings(cx, &claims_at.key("registered-roles"), roles, "a role");
+        }
+    }
+
+    JwtSettings {
+        algorithms,
+        key: if tenants.is_empty() { key } else { None },
+        tenants,
+        issuer,
+        audience,
+        leeway,
+        max_lifetime,
+        claims,
+    }
+}
+
+fn jwt_algorithms(cx: &mut Cx, at: &KeyPath, raw: Option<Vec<String>>) -> Vec<JwtAlgorithm> {
+    let Some(names) = raw else {
+        cx.diags.push(
+            Diagnostic::error(at.clone(), "missing key `algorithms`: the accepted algorithms are pinned, never taken from the token")
+                .with_help("write e.g. `algorithms = [\"HS256\"]` or `algorithms = [\"RS256\"]`"),
+        );
+        return Vec::new();
+    };
+    if names.is_empty() {
+        cx.error(at.clone(), "an empty list accepts no token");
+    }
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if name.eq_ignore_ascii_case("none") {
+            cx.error(
+                at.index(i),
+                "`none` means an unsigned token, which anyone can write: never accepted",
+            );
+            continue;
+        }
+        match JwtAlgorithm::ALL.iter().find(|a| a.as_str() == name) {
+            Some(alg) if !out.contains(alg) => out.push(*alg),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = JwtAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+                cx.error(
+                    at.index(i),
+                    format!(
+                        "unknown algorithm `{name}`: expected one of {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let hmac: Vec<&str> = out
+        .iter()
+        .filter(|a| a.is_hmac())
+        .map(|a| a.as_str())
+        .collect();
+    let public: Vec<&str> = out
+        .iter()
+        .filter(|a| !a.is_hmac())
+        .map(|a| a.as_str())
+        .collect();
+    if !hmac.is_empty() && !public.is_empty() {
+        cx.diags.push(
+            Diagnostic::error(
+                at.clone(),
+                format!(
+                    "mixes HMAC ({}) with public-key algorithms ({}): a public key could then be used as an HMAC secret (key confusion)",
+                    hmac.join(", "),
+                    public.join(", ")
+                ),
+            )
+            .with_help("pin one kind: HS* with `secret`, or RS*/PS*/ES*/EdDSA with `jwks`"),
+        );
+    }
+    out
+}
+
+/// `secret` or `jwks` in `[auth.jwt]` or a `[auth.jwt.tenants.NAME]` table at `at`; `hmac` says
+/// which one the algorithms need, when they agree.
+fn jwt_key(
+    cx: &mut Cx,
+    at: &KeyPath,
+    secret: Option<RawSecret>,
+    jwks: Option<RawSecret>,
+    hmac: Option<bool>,
+) -> Option<JwtKeySource> {
+    match (secret, jwks) {
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            cx.error(
+                at.clone(),
+                "write `secret` (HS*) or `jwks` (RS*, PS*, ES*, EdDSA), not both",
+            );
+            None
+        }
+        (Some(raw), None) => {
+            let key_at = at.key("secret");
+            if hmac == Some(false) {
+                cx.error(
+                    key_at.clone(),
+                    "public-key algorithms verify with `jwks`, not a shared `secret`",
+                );
+            }
+            match raw {
+                RawSecret::Literal(_) => {
+                    // Never echo the value: it is a secret, now in a file that reviewers read.
+                    cx.diags.push(
+                        Diagnostic::error(key_at, "a secret written in the policy file: reference it instead")
+                            .with_help("write `secret = { env = \"JWT_SECRET\" }` (or `{ file = \"/run/secrets/jwt\" }`), and rotate the exposed one"),
+                    );
+                    None
+                }
+                raw => secret_ref(cx, &key_at, raw).map(|r| JwtKeySource {
+                    at: key_at,
+                    kind: JwtKeyKind::Secret(r),
+                }),
+            }
+        }
+        (None, Some(raw)) => {
+            let key_at = at.key("jwks");
+            if hmac == Some(true) {
+                cx.error(
+                    key_at.clone(),
+                    "HS* algorithms verify with a shared `secret`, not a JWKS",
+                );
+            }
+            let file_help = "write `jwks = { file = \"/etc/portcullis/jwks.json\" }`";
+            match raw {
+                RawSecret::Literal(v) if v.starts_with("https://") || v.starts_with("http://") => {
+                    cx.diags.push(
+                        Diagnostic::error(
+                            key_at,
+                            "JWKS URLs are not fetched yet: save the set to a file",
+                        )
+                        .with_help(file_help),
+                    );
+                    None
+                }
+                RawSecret::Literal(_) => {
+                    cx.diags.push(
+                        Diagnostic::error(key_at, "a JWKS is read from a file")
+                            .with_help(file_help),
+                    );
+                    None
+                }
+                raw => match secret_ref(cx, &key_at, raw)? {
+                    SecretRef::File(path) => Some(JwtKeySource {
+                        at: key_at,
+                        kind: JwtKeyKind::Jwks(path),
+                    }),
+                    _ => {
+                        cx.diags.push(
+                            Diagnostic::error(
+                                key_at,
+                                "a JWKS is read from a file, not an environment variable",
+                            )
+                            .with_help(file_help),
+                        );
+                        None
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The strings of `list`, reporting empty ones (`what`: "an audience").
+fn non_empty_strings(cx: &mut Cx, at: &KeyPath, list: Vec<String>, what: &str) -> Vec<String> {
+    list.into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            if v.trim().is_empty() {
+                cx.error(at.index(i), format!("{what} cannot be empty"));
+                None
+            } else {
+                Some(v)
+            }
+        })
+        .collect()
 }
 
 fn secret_ref(cx: &mut Cx, at: &KeyPath, raw: RawSecret) -> Option<SecretRef> {
@@ -351,7 +807,15 @@ pub(crate) fn build_route(
     };
     let credentials = match raw.credentials {
         None => auth.credentials.clone(),
-        Some(list) => credential_list(cx, &at.key("credentials"), &list, auth.api_keys.is_some()),
+        Some(list) => credential_list(
+            cx,
+            &at.key("credentials"),
+            &list,
+            Configured {
+                api_keys: auth.api_keys.is_some(),
+                jwt: auth.jwt.is_some(),
+            },
+        ),
     };
     let scopes: Vec<String> = raw
         .scopes
@@ -381,5 +845,226 @@ pub(crate) fn build_route(
         credentials,
         scopes,
         require_registered: raw.require_registered.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CompileOptions, load_str};
+
+    fn compile(auth: &str) -> Result<AuthSettings, Vec<(String, String, bool)>> {
+        let text = format!("environment = \"production\"\n{auth}");
+        match load_str("auth.toml", &text, &CompileOptions::default()) {
+            Ok(c) => Ok(c.policy.auth),
+            Err(d) => Err(d
+                .iter()
+                .map(|d| (d.path.to_string(), d.message.clone(), d.line_col.is_some()))
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn a_full_jwt_table() {
+        let auth = compile(
+            r#"
+[auth]
+credentials = ["api-key", "jwt"]
+[auth.api-keys]
+[auth.jwt]
+algorithms = ["RS256", "ES256", "RS256"]
+jwks = { file = "/etc/portcullis/jwks.json" }
+issuer = "https://auth.example.com"
+audience = ["api"]
+leeway = "0s"
+max-lifetime = "1h"
+[auth.jwt.claims]
+tenant = "app_id"
+registered-roles = ["member", "owner"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(auth.credentials, [Credential::ApiKey, Credential::Jwt]);
+        let jwt = auth.jwt.unwrap();
+        assert_eq!(jwt.algorithms, [JwtAlgorithm::Rs256, JwtAlgorithm::Es256]);
+        assert_eq!(
+            jwt.key,
+            Some(JwtKeySource {
+                at: KeyPath::root().key("auth").key("jwt").key("jwks"),
+                kind: JwtKeyKind::Jwks(PathBuf::from("/etc/portcullis/jwks.json")),
+            })
+        );
+        assert_eq!(jwt.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(jwt.audience, ["api"]);
+        assert_eq!(jwt.leeway, Duration::ZERO);
+        assert_eq!(jwt.max_lifetime, Some(Duration::from_secs(3600)));
+        assert_eq!(jwt.claims.tenant, "app_id");
+        assert_eq!(jwt.claims.subject, "sub");
+        assert_eq!(jwt.claims.registered_roles, ["member", "owner"]);
+    }
+
+    #[test]
+    fn defaults_and_per_tenant_keys() {
+        let auth = compile(
+            r#"
+[auth.jwt]
+algorithms = ["HS256"]
+[auth.jwt.tenants.acme]
+secret = { env = "JWT_SECRET_ACME" }
+[auth.jwt.tenants.globex]
+secret = { file = "/run/secrets/globex" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(auth.credentials, [Credential::Jwt]);
+        let jwt = auth.jwt.unwrap();
+        assert_eq!(jwt.key, None);
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+        assert_eq!(jwt.max_lifetime, None);
+        assert_eq!(jwt.claims, JwtClaimNames::default());
+        let tenants: Vec<(&str, String)> = jwt
+            .tenants
+            .iter()
+            .map(|(name, source)| (name.as_str(), source.at.to_string()))
+            .collect();
+        assert_eq!(
+            tenants,
+            [
+                ("acme", "auth.jwt.tenants.acme.secret".to_owned()),
+                ("globex", "auth.jwt.tenants.globex.secret".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn jwt_mistakes_are_errors_with_their_keys() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\", \"none\"]\nsecret = { env = \"S\" }\n",
+                "auth.jwt.algorithms[1]",
+                "`none` means an unsigned token",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"hs256\"]\nsecret = { env = \"S\" }\n",
+                "auth.jwt.algorithms[0]",
+                "unknown algorithm `hs256`",
+            ),
+            (
+                "[auth.jwt]\nsecret = { env = \"S\" }\n",
+                "auth.jwt.algorithms",
+                "missing key `algorithms`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = []\nsecret = { env = \"S\" }\n",
+                "auth.jwt.algorithms",
+                "an empty list accepts no token",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\", \"RS256\"]\nsecret = { env = \"S\" }\n",
+                "auth.jwt.algorithms",
+                "mixes HMAC (HS256) with public-key algorithms (RS256)",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = \"hunter2hunter2hunter2hunter2hunter2\"\n",
+                "auth.jwt.secret",
+                "a secret written in the policy file",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\njwks = { file = \"/k.json\" }\n",
+                "auth.jwt.jwks",
+                "HS* algorithms verify with a shared `secret`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\nsecret = { env = \"S\" }\n",
+                "auth.jwt.secret",
+                "public-key algorithms verify with `jwks`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = \"https://idp.example/jwks.json\"\n",
+                "auth.jwt.jwks",
+                "JWKS URLs are not fetched yet",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { env = \"JWKS\" }\n",
+                "auth.jwt.jwks",
+                "a JWKS is read from a file",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { file = \"/a\" }\nsecret = { env = \"S\" }\n",
+                "auth.jwt",
+                "not both",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\n",
+                "auth.jwt",
+                "no verification key",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\n[auth.jwt.tenants.acme]\nsecret = { env = \"A\" }\n",
+                "auth.jwt.secret",
+                "never used: with `[auth.jwt.tenants]`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\n[auth.jwt.tenants.acme]\n",
+                "auth.jwt.tenants.acme",
+                "a tenant needs its key",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\n[auth.jwt.tenants.\"a b\"]\nsecret = { env = \"A\" }\n",
+                "auth.jwt.tenants.\"a b\"",
+                "is not a tenant name",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\nleeway = \"10m\"\n",
+                "auth.jwt.leeway",
+                "at most 5m",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\naudience = []\n",
+                "auth.jwt.audience",
+                "omit `audience` to not check `aud`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\nmax-lifetime = \"forever\"\n",
+                "auth.jwt.max-lifetime",
+                "is not a duration",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\nmax-liftime = \"1h\"\n",
+                "auth.jwt.max-liftime",
+                "unknown key",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\n[auth.jwt.claims]\ntenant = \"\"\n",
+                "auth.jwt.claims.tenant",
+                "a claim name cannot be empty",
+            ),
+            (
+                "[auth]\ncredentials = [\"jwt\"]\n[auth.api-keys]\n",
+                "auth.credentials[0]",
+                "`jwt` needs an `[auth.jwt]` table",
+            ),
+        ];
+        for (auth, key, message) in cases {
+            let errors = compile(auth).expect_err(auth);
+            assert!(
+                errors
+                    .iter()
+                    .any(|(k, m, located)| k == key && m.contains(message) && *located),
+                "no located `{key}: {message}` for:\n{auth}\ngot {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_literal_secret_is_never_echoed() {
+        let errors = compile(
+            "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = \"hunter2hunter2hunter2hunter2hunter2\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            errors.iter().all(|(_, m, _)| !m.contains("hunter2")),
+            "{errors:?}"
+        );
     }
 }

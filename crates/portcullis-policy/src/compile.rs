@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use ipnet::IpNet;
 
 use crate::Environment;
+use crate::admin;
 use crate::auth::{self, RouteAuth};
 use crate::cookies;
 use crate::cors::{self, CorsPolicy};
@@ -91,6 +92,7 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "csrf" => section(doc, &path, value, diags).map(|v| raw.csrf = v),
             "cookies" => section(doc, &path, value, diags).map(|v| raw.cookies = v),
             "auth" => section(doc, &path, value, diags).map(|v| raw.auth = v),
+            "admin" => section(doc, &path, value, diags).map(|v| raw.admin = v),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -407,6 +409,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         check_route_headers(cx, &default_path.key("headers"), h);
     }
     let auth = auth::build(cx, raw.auth);
+    let admin = admin::build(cx, raw.admin, environment, &auth, server.listen);
     let cors: Vec<CorsPolicy> = raw
         .cors
         .unwrap_or_default()
@@ -539,6 +542,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         csrf,
         cookies,
         auth,
+        admin,
     })
 }
 

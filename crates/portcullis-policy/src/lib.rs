@@ -24,6 +24,7 @@
 //! assert_eq!(errors.error_count(), 2);
 //! ```
 
+pub mod admin;
 pub mod auth;
 mod compile;
 pub mod cookies;

@@ -44,6 +44,8 @@ pub struct Policy {
     pub cookies: Vec<CookieRule>,
     /// Who may call, and the identity headers the upstream receives.
     pub auth: AuthSettings,
+    /// The admin HTTP API (`[admin]`), if the policy enables it.
+    pub admin: Option<crate::admin::AdminSettings>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,8 @@ pub struct RawPolicy {
     /// `[cookies.NAME]`, and `[cookies."*"]` for every other cookie.
     pub cookies: Option<BTreeMap<String, RawCookie>>,
     pub auth: Option<RawAuth>,
+    /// `[admin]`: the admin HTTP API (its raw type lives with its `build`).
+    pub admin: Option<crate::admin::RawAdmin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,6 +270,7 @@ pub struct RawAuth {
     pub tenant_header: Option<String>,
     pub identity_headers: Option<RawIdentityHeaders>,
     pub api_keys: Option<RawApiKeys>,
+    pub jwt: Option<RawJwt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +290,40 @@ pub struct RawApiKeys {
     pub store: Option<RawSecret>,
     pub rotation_grace: Option<String>,
     pub cache_ttl: Option<String>,
+}
+
+/// `[auth.jwt]`: bearer tokens signed by an identity provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawJwt {
+    pub algorithms: Option<Vec<String>>,
+    pub secret: Option<RawSecret>,
+    pub jwks: Option<RawSecret>,
+    pub issuer: Option<String>,
+    pub audience: Option<Vec<String>>,
+    pub leeway: Option<String>,
+    pub max_lifetime: Option<String>,
+    pub claims: Option<RawJwtClaims>,
+    /// `[auth.jwt.tenants.NAME]`: per-tenant verification keys.
+    pub tenants: Option<BTreeMap<String, RawJwtTenant>>,
+}
+
+/// `[auth.jwt.claims]`: which claim carries what.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawJwtClaims {
+    pub subject: Option<String>,
+    pub tenant: Option<String>,
+    pub role: Option<String>,
+    pub registered_roles: Option<Vec<String>>,
+    pub scopes: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawJwtTenant {
+    pub secret: Option<RawSecret>,
+    pub jwks: Option<RawSecret>,
 }
 
 /// `[route.auth]` / `[default-route.auth]`.

@@ -102,10 +102,10 @@ impl PathPattern {
             let Some(part) = parts.next() else {
                 return false;
             };
-            if let PatternSegment::Literal(lit) = segment {
-                if lit != part {
-                    return false;
-                }
+            if let PatternSegment::Literal(lit) = segment
+                && lit != part
+            {
+                return false;
             }
         }
         self.subtree || parts.next().is_none()

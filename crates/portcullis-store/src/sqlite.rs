@@ -76,16 +76,26 @@ impl SqliteStore {
 /// Creates the directory and an empty file readable by its owner only, before SQLite creates it
 /// with the process umask: the file holds tenant names and the audit log. SQLite gives its
 /// `-wal` and `-shm` files the main file's permissions. (Runs once, at startup.)
+///
+/// An existing file is not opened at all: closing any descriptor of a file drops every POSIX
+/// lock the process holds on it, so opening and closing the file while this process already
+/// has it open in SQLite (the gateway and its admin API each open the store) would strip those
+/// connections of their locks, and another process could then checkpoint and delete the WAL
+/// under them: a corrupt database (sqlite.org/howtocorrupt.html, §2.2).
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
     let backend = |err: std::io::Error| StoreError::Backend(Box::new(err));
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(backend)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop).map_err(backend)
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

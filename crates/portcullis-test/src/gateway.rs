@@ -12,6 +12,9 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct GatewayProcess {
     pub addr: SocketAddr,
+    /// The admin API's address, when the policy has `[admin]` (`serve` logs it before the
+    /// gateway's own address).
+    pub admin_addr: Option<SocketAddr>,
     child: Child,
     policy_file: PathBuf,
     /// Every line the process printed (stdout and stderr), as it arrives.
@@ -75,12 +78,14 @@ impl GatewayProcess {
         // ends the wait at once instead of after the timeout.
         drop(tx);
         let mut seen = Vec::new();
+        let mut admin_addr = None;
         let addr = loop {
             match lines.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
                     if let Some(addr) = listening_addr(&line) {
                         break addr;
                     }
+                    admin_addr = admin_addr.or_else(|| addr_after(&line, "admin API on http://"));
                     seen.push(line);
                 }
                 Err(_) => panic!(
@@ -91,6 +96,7 @@ impl GatewayProcess {
         };
         Self {
             addr,
+            admin_addr,
             child,
             policy_file,
             lines,
@@ -123,7 +129,12 @@ impl GatewayProcess {
 }
 
 fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    addr_after(line, "listening on http://")
+}
+
+/// The socket address that follows `marker` in a log line (text or JSON).
+fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"')
         .unwrap_or(rest.len());

@@ -5,11 +5,16 @@ use std::sync::Arc;
 use portcullis_layers::auth::{
     ApiKeyVerifier, AuthLayer, AuthMode, IdentityHeaderNames, RouteRequirement,
 };
+use portcullis_layers::jwt::JwtVerifier;
 use portcullis_policy::Policy;
 use portcullis_policy::auth::{AuthMode as PolicyMode, Credential};
 
 /// One requirement per route (the default route last).
-pub(crate) fn auth_layer(policy: &Policy, verifier: Option<Arc<dyn ApiKeyVerifier>>) -> AuthLayer {
+pub(crate) fn auth_layer(
+    policy: &Policy,
+    verifier: Option<Arc<dyn ApiKeyVerifier>>,
+    jwt: Option<Arc<JwtVerifier>>,
+) -> AuthLayer {
     let per_route = policy
         .all_routes()
         .map(|route| RouteRequirement {
@@ -19,6 +24,7 @@ pub(crate) fn auth_layer(policy: &Policy, verifier: Option<Arc<dyn ApiKeyVerifie
                 PolicyMode::Required => AuthMode::Required,
             },
             api_key: route.auth.credentials.contains(&Credential::ApiKey),
+            jwt: route.auth.credentials.contains(&Credential::Jwt),
             scopes: route.auth.scopes.clone(),
             require_registered: route.auth.require_registered,
         })
@@ -35,4 +41,5 @@ pub(crate) fn auth_layer(policy: &Policy, verifier: Option<Arc<dyn ApiKeyVerifie
             scopes: names.scopes.clone(),
         })
         .tenant_header(auth.tenant_header.clone())
+        .jwt(jwt)
 }

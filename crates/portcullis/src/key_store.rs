@@ -109,16 +109,14 @@ impl StoreVerifier {
             }
             Err(_) => false,
         };
-        if due {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let store = self.store.clone();
-                let id = id.clone();
-                handle.spawn(async move {
-                    if let Err(e) = store.touch(&id, now).await {
-                        tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
-                    }
-                });
-            }
+        if due && let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let id = id.clone();
+            handle.spawn(async move {
+                if let Err(e) = store.touch(&id, now).await {
+                    tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
+                }
+            });
         }
     }
 }

@@ -4,12 +4,17 @@
 //!   an axum/hyper service to get the same checks the gateway runs (see `examples/axum-app`).
 //! - [`Gateway`] binds a listener and runs the layer in front of the reverse [`proxy::Proxy`]:
 //!   that is `portcullis serve`.
+//! - [`key_admin`] is API-key administration (the actions, audit records and JSON views) for
+//!   both `portcullis keys` and the admin HTTP API, [`admin::AdminServer`].
 //!
 //! The policy is parsed by [`policy`] (re-exported `portcullis-policy`); the layers live in
 //! [`layers`] (re-exported `portcullis-layers`).
 
+pub mod admin;
 mod cross_origin;
 mod identity;
+pub mod jwt_keys;
+pub mod key_admin;
 pub mod key_store;
 pub mod proxy;
 pub mod routing;

@@ -25,6 +25,7 @@ use portcullis_policy::Policy;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
+use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
 use crate::proxy::{PeerAddr, Proxy, ProxyError, Tunnels, websocket};
 use crate::stack::{PolicyLayer, PolicyService};
@@ -48,6 +49,8 @@ pub enum ServeError {
     Proxy(#[from] ProxyError),
     #[error(transparent)]
     KeyStore(#[from] KeyStoreError),
+    #[error(transparent)]
+    Jwt(#[from] JwtKeyError),
 }
 
 /// A bound, not yet running, gateway.
@@ -62,11 +65,18 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds `policy.server.listen` and builds the stack in front of `policy.upstream`,
-    /// opening the policy's API-key store first (a store that cannot be opened stops the
-    /// start: a gateway that cannot check keys must not start refusing every caller).
+    /// opening the policy's API-key store and loading its JWT keys first (a store that cannot
+    /// be opened, or a key that cannot be read, stops the start: a gateway that cannot check
+    /// credentials must not start refusing every caller; in production, so does an HMAC secret
+    /// shorter than 32 bytes).
     pub async fn bind(policy: Policy) -> Result<Self, ServeError> {
         let upstream = policy.upstream.as_ref().ok_or(ServeError::NoUpstream)?;
         let proxy = Proxy::new(upstream, policy.server.trusted_proxies.clone())?;
+        // Before the store: reading keys is quick, and a bad one should not wait on a database.
+        let jwt = match &policy.auth.jwt {
+            Some(settings) => Some(jwt_keys::load(settings, policy.environment)?),
+            None => None,
+        };
         let keys = match &policy.auth.api_keys {
             Some(settings) => Some(key_store::open_cached(settings).await?),
             None => None,
@@ -81,6 +91,9 @@ impl Gateway {
         let mut layer = PolicyLayer::new(policy);
         if let Some(store) = keys {
             layer = layer.with_api_keys(Arc::new(StoreVerifier::new(store)));
+        }
+        if let Some(verifier) = jwt {
+            layer = layer.with_jwt(verifier);
         }
         let policy = layer.policy().clone();
         let tunnels = proxy.tunnels();
@@ -134,10 +147,10 @@ impl Gateway {
             let io = TokioIo::new(ScannedIo::new(stream, queue.clone()));
             let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
-                if req.version() < http::Version::HTTP_2 {
-                    if let Some(wire) = queue.pop() {
-                        req.extensions_mut().insert(wire);
-                    }
+                if req.version() < http::Version::HTTP_2
+                    && let Some(wire) = queue.pop()
+                {
+                    req.extensions_mut().insert(wire);
                 }
                 let mut service = service.clone();
                 let queue = queue.clone();

@@ -9,6 +9,7 @@ use portcullis_layers::correlation_id::CorrelationIdService;
 use portcullis_layers::cors::{Cors, CorsLayer};
 use portcullis_layers::csrf::{Csrf, CsrfLayer};
 use portcullis_layers::framing::Framing;
+use portcullis_layers::jwt::JwtVerifier;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
 use portcullis_layers::{
@@ -66,6 +67,8 @@ pub struct PolicyLayer {
     routing: RoutingLayer,
     cors: CorsLayer,
     auth: AuthLayer,
+    api_keys: Option<Arc<dyn ApiKeyVerifier>>,
+    jwt: Option<Arc<JwtVerifier>>,
     csrf: Option<CsrfLayer>,
     cookies: Option<CookiePolicyLayer>,
     security_txt: SecurityTxtLayer,
@@ -113,7 +116,9 @@ impl PolicyLayer {
                 tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
                 CorsLayer::deny_all()
             }),
-            auth: identity::auth_layer(&policy, None),
+            auth: identity::auth_layer(&policy, None, None),
+            api_keys: None,
+            jwt: None,
             csrf: cross_origin::csrf_layer(&policy),
             cookies: cross_origin::cookie_layer(&policy),
             security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
@@ -124,7 +129,16 @@ impl PolicyLayer {
     /// Verifies API keys with `verifier` (the gateway passes the policy's key store). Without
     /// one, a route that requires an API key refuses every request.
     pub fn with_api_keys(mut self, verifier: Arc<dyn ApiKeyVerifier>) -> Self {
-        self.auth = identity::auth_layer(&self.policy, Some(verifier));
+        self.api_keys = Some(verifier);
+        self.auth = identity::auth_layer(&self.policy, self.api_keys.clone(), self.jwt.clone());
+        self
+    }
+
+    /// Verifies JWT bearer tokens with `verifier` (the gateway loads it from `[auth.jwt]` with
+    /// [`crate::jwt_keys::load`]). Without one, a route that accepts JWTs refuses every token.
+    pub fn with_jwt(mut self, verifier: Arc<JwtVerifier>) -> Self {
+        self.jwt = Some(verifier);
+        self.auth = identity::auth_layer(&self.policy, self.api_keys.clone(), self.jwt.clone());
         self
     }
 

@@ -1,5 +1,9 @@
 //! `portcullis keys`: tenant API keys in the store the policy's `[auth.api-keys]` names.
 //!
+//! The actions, their audit records and the JSON views are [`portcullis::key_admin`], shared
+//! with the admin HTTP API; this module opens the store, prints tables or JSON, and picks exit
+//! codes.
+//!
 //! - The plaintext key exists once, in the output of `create` and `rotate`, and goes to stdout
 //!   only: stderr carries errors and notes, and is often collected into logs.
 //! - Every change writes an audit record (actor `cli:<user>`) to the store's own audit log, so
@@ -10,7 +14,6 @@
 //! without `[auth.api-keys]`, an unknown or malformed id, a refused rotation, invalid input),
 //! 2 when the environment fails (unreadable file, unreachable database).
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Subcommand;
+use portcullis::key_admin::{
+    self, Actor, Expiry, Issued, KeyAdminError, KeyView, NewKeyRequest, redact,
+};
 use portcullis::key_store::{KeyStoreError, open_store, resolve};
 use portcullis::policy::auth::ApiKeySettings;
 use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
-use portcullis_store::key::InvalidKeyId;
-use portcullis_store::{
-    ApiKeyRecord, AuditRecord, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, StoreError,
-};
-use serde_json::{Value, json};
+use portcullis_store::{KeyId, KeyStore};
+use serde_json::Value;
 
 use super::{EXIT_FAILURE, EXIT_INVALID, failure, print_diagnostics};
 
@@ -104,13 +107,6 @@ pub enum Action {
     },
 }
 
-/// When a new key stops working.
-#[derive(Debug, Clone, Copy)]
-pub enum Expiry {
-    After(Duration),
-    At(SystemTime),
-}
-
 fn parse_expiry(text: &str) -> Result<Expiry, String> {
     if let Ok(after) = humantime::parse_duration(text) {
         return Ok(Expiry::After(after));
@@ -147,14 +143,15 @@ impl Failure {
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
+impl From<KeyAdminError> for Failure {
+    fn from(err: KeyAdminError) -> Self {
         match err {
-            StoreError::NotFound(id) => Self::invalid(format!("no key with id {id}")),
-            err @ (StoreError::InvalidInput { .. } | StoreError::NotRotatable { .. }) => {
-                Self::invalid(err.to_string())
+            KeyAdminError::NotFound(_)
+            | KeyAdminError::Invalid(_)
+            | KeyAdminError::NotRotatable(_) => Self::invalid(err.to_string()),
+            KeyAdminError::Store(_) | KeyAdminError::Audit { .. } => {
+                Self::environment(err.to_string())
             }
-            err => Self::environment(err.to_string()),
         }
     }
 }
@@ -200,6 +197,7 @@ pub fn run(config: &Path, environment: Option<Environment>, action: Action) -> E
 }
 
 async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failure> {
+    let actor = Actor::new(actor());
     // Ids are checked before the store is opened: a typo needs no database.
     match action {
         Action::Create {
@@ -210,39 +208,73 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
             json,
         } => {
             let store = open(settings, Access::Write).await?;
-            create(settings, &*store, tenant, subject, scopes, expires, json).await
+            let request = NewKeyRequest {
+                tenant,
+                subject,
+                scopes,
+                expires,
+            };
+            let issued = key_admin::create(&*store, &actor, &settings.prefix, request).await?;
+            if issued.view.tenant_suspended {
+                eprintln!(
+                    "note: tenant {} is suspended: the key is refused until `portcullis keys unsuspend {0}`",
+                    issued.view.record.tenant
+                );
+            }
+            print_issued(&*store, issued, json)
         }
         Action::List { tenant, json } => {
             let store = open(settings, Access::Read).await?;
-            list(&*store, tenant.as_deref(), json).await
+            let views = key_admin::list(&*store, tenant.as_deref()).await?;
+            print_list(&views, tenant.as_deref(), json, store.clock().now())
         }
         Action::Show { id, json } => {
             let id = parse_id(&id)?;
             let store = open(settings, Access::Read).await?;
-            show(&*store, &id, json).await
+            let view = key_admin::show(&*store, &id).await?;
+            print_show(&view, json, store.clock().now())
         }
         Action::Rotate { id, grace, json } => {
             let id = parse_id(&id)?;
             let store = open(settings, Access::Write).await?;
             let grace = grace.unwrap_or(settings.rotation_grace);
-            rotate(settings, &*store, &id, grace, json).await
+            let issued = key_admin::rotate(&*store, &actor, &id, grace).await?;
+            if let Some(e) = &issued.read_back_error {
+                let e = redact(&e.to_string(), settings);
+                eprintln!("note: could not read back key {id} after the rotation: {e}");
+            }
+            print_issued(&*store, issued, json)
         }
         Action::Revoke { id } => {
             let id = parse_id(&id)?;
             let store = open(settings, Access::Write).await?;
-            revoke(settings, &*store, &id).await
+            let record = key_admin::revoke(&*store, &actor, &id).await?;
+            emit(format!(
+                "revoked key {id} of tenant {}: gateways refuse it within {}\n",
+                record.tenant,
+                humantime::format_duration(settings.cache_ttl)
+            ))
         }
         Action::Suspend { tenant } => {
             let store = open(settings, Access::Write).await?;
-            set_suspended(settings, &*store, &tenant, true).await
+            key_admin::suspend(&*store, &actor, &tenant).await?;
+            emit(format!(
+                "suspended tenant {tenant}: gateways refuse its keys within {}\n",
+                humantime::format_duration(settings.cache_ttl)
+            ))
         }
         Action::Unsuspend { tenant } => {
             let store = open(settings, Access::Write).await?;
-            set_suspended(settings, &*store, &tenant, false).await
+            key_admin::unsuspend(&*store, &actor, &tenant).await?;
+            emit(format!(
+                "unsuspended tenant {tenant}: gateways accept its keys again within {}\n",
+                humantime::format_duration(settings.cache_ttl)
+            ))
         }
         Action::Audit { limit, json } => {
             let store = open(settings, Access::Read).await?;
-            audit_log(&*store, limit, json).await
+            let records = key_admin::audit(&*store, limit).await?;
+            print_audit(records, json)
         }
     }
 }
@@ -290,40 +322,8 @@ fn sqlite_path(location: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path.strip_prefix("//").unwrap_or(path)))
 }
 
-/// Removes the store location and its password from a message, should a database error ever
-/// quote them.
-fn redact(message: &str, settings: &ApiKeySettings) -> String {
-    let Ok(location) = resolve(&settings.store) else {
-        return message.to_owned();
-    };
-    let mut secrets = vec![location.clone()];
-    if let Some((_, rest)) = location.split_once("://") {
-        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            if let Some((_, password)) = userinfo.split_once(':') {
-                secrets.push(password.to_owned());
-            }
-        }
-    }
-    let mut message = message.to_owned();
-    // A one- or two-character password would garble every message, and guards nothing anyway.
-    for secret in secrets.iter().filter(|s| s.len() >= 3) {
-        message = message.replace(secret.as_str(), "<redacted>");
-    }
-    message
-}
-
 fn parse_id(text: &str) -> Result<KeyId, Failure> {
-    text.parse().map_err(|e: InvalidKeyId| {
-        // A whole key pasted in place of its id must not be echoed to stderr.
-        if text.contains('_') || text.len() > 32 {
-            Failure::invalid(format!(
-                "not a key id: {e}; pass only the id, the part of a key between the first two `_`"
-            ))
-        } else {
-            Failure::invalid(format!("{text:?} is not a key id: {e}"))
-        }
-    })
+    key_admin::parse_key_id(text).map_err(Failure::from)
 }
 
 /// `cli:<$USER>`, or `cli:unknown`.
@@ -340,98 +340,30 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
-/// Writes an audit record for a change that has been made.
-async fn audit(
-    store: &dyn KeyStore,
-    action: &str,
-    target: &str,
-    detail: Option<String>,
-) -> Result<(), Failure> {
-    let record = AuditRecord {
-        at: store.clock().now(),
-        actor: actor(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        correlation_id: None,
-        detail,
-    };
-    store.record_audit(record).await.map_err(|e| {
-        Failure::environment(format!(
-            "{action} {target} was done, but its audit record could not be written: {e}"
-        ))
-    })
-}
-
-async fn create(
-    settings: &ApiKeySettings,
-    store: &dyn KeyStore,
-    tenant: String,
-    subject: Option<String>,
-    scopes: Vec<String>,
-    expires: Option<Expiry>,
-    json: bool,
-) -> Result<(), Failure> {
-    let mut new = NewKey::new(settings.prefix.clone(), tenant).with_scopes(scopes);
-    if let Some(subject) = subject {
-        new = new.with_subject(subject);
-    }
-    if let Some(expires) = expires {
-        let at = match expires {
-            Expiry::After(after) => store
-                .clock()
-                .now()
-                .checked_add(after)
-                .ok_or_else(|| Failure::invalid("--expires: too far in the future"))?,
-            Expiry::At(at) => at,
-        };
-        new = new.with_expiry(at);
-    }
-    // Asked before the key exists: once it does, nothing may fail before it is printed.
-    let suspended = store.is_tenant_suspended(&new.tenant).await?;
-    let (record, key) = store.create(new).await?;
-    let audited = audit(
-        store,
-        "key.create",
-        record.id.as_str(),
-        Some(create_detail(&record)),
-    )
-    .await;
-    if suspended {
-        eprintln!(
-            "note: tenant {} is suspended: the key is refused until `portcullis keys unsuspend {0}`",
-            record.tenant
-        );
-    }
-    let view = KeyView {
-        record,
-        successor: None,
-        tenant_suspended: suspended,
-    };
-    print_new_key(&[&view], &view, &key, json, None, store.clock().now())?;
-    audited
-}
-
-fn create_detail(record: &ApiKeyRecord) -> String {
-    let mut detail = format!("tenant={}", record.tenant);
-    if let Some(subject) = &record.subject {
-        detail.push_str(&format!(" subject={subject:?}"));
-    }
-    if !record.scopes.is_empty() {
-        detail.push_str(&format!(" scopes={}", record.scopes.join(",")));
-    }
-    if let Some(at) = record.expires_at {
-        detail.push_str(&format!(
-            " expires={}",
-            humantime::format_rfc3339_seconds(at)
-        ));
-    }
-    detail
-}
-
-async fn list(store: &dyn KeyStore, tenant: Option<&str>, json: bool) -> Result<(), Failure> {
-    let records = store.list(tenant).await?;
-    let views = annotate(store, records.clone(), &records).await?;
+/// Prints a key just made and, once, its plaintext: the `key` field in JSON; in a table, its
+/// own line after a warning that it is not shown again. Then reports a failed audit write: the
+/// key had to be printed first, or it would be lost.
+fn print_issued(store: &dyn KeyStore, issued: Issued, json: bool) -> Result<(), Failure> {
     let now = store.clock().now();
+    if json {
+        emit_json(&issued.json(now))?;
+    } else {
+        let rows: Vec<&KeyView> = issued.previous.iter().chain([&issued.view]).collect();
+        let mut out = key_table(&rows, now);
+        out.push_str("\nStore this key now: it is not shown again.\n");
+        out.push_str(issued.key.expose_secret());
+        out.push('\n');
+        emit(out)?;
+    }
+    issued.audit.map_err(Failure::from)
+}
+
+fn print_list(
+    views: &[KeyView],
+    tenant: Option<&str>,
+    json: bool,
+    now: SystemTime,
+) -> Result<(), Failure> {
     if json {
         let all: Vec<Value> = views.iter().map(|v| v.json(now)).collect();
         return emit_json(&Value::Array(all));
@@ -446,17 +378,7 @@ async fn list(store: &dyn KeyStore, tenant: Option<&str>, json: bool) -> Result<
     emit(key_table(&refs, now))
 }
 
-async fn show(store: &dyn KeyStore, id: &KeyId, json: bool) -> Result<(), Failure> {
-    let Some(record) = store.get(id).await? else {
-        return Err(Failure::invalid(format!("no key with id {id}")));
-    };
-    // A successor always belongs to the same tenant.
-    let family = store.list(Some(&record.tenant)).await?;
-    let mut views = annotate(store, vec![record], &family).await?;
-    let now = store.clock().now();
-    let Some(view) = views.pop() else {
-        return Err(Failure::invalid(format!("no key with id {id}")));
-    };
+fn print_show(view: &KeyView, json: bool, now: SystemTime) -> Result<(), Failure> {
     if json {
         return emit_json(&view.json(now));
     }
@@ -491,123 +413,9 @@ async fn show(store: &dyn KeyStore, id: &KeyId, json: bool) -> Result<(), Failur
     emit(table(None, &rows))
 }
 
-async fn rotate(
-    settings: &ApiKeySettings,
-    store: &dyn KeyStore,
-    id: &KeyId,
-    grace: Duration,
-    json: bool,
-) -> Result<(), Failure> {
-    let Some(old) = store.get(id).await? else {
-        return Err(Failure::invalid(format!("no key with id {id}")));
-    };
-    // Asked before the successor exists: once it does, nothing may fail before it is printed.
-    let suspended = store.is_tenant_suspended(&old.tenant).await?;
-    let (successor, key) = store.rotate(id, grace).await?;
-    // The old key's shortened life is the store's decision: read it back. A failed read must not
-    // lose the new key, so it only leaves the old key out of the output.
-    let old_after = match store.get(id).await {
-        Ok(Some(old)) => Some(old),
-        Ok(None) => None,
-        Err(e) => {
-            let e = redact(&e.to_string(), settings);
-            eprintln!("note: could not read back key {id} after the rotation: {e}");
-            None
-        }
-    };
-    let detail = format!(
-        "successor={} grace={}{}",
-        successor.id,
-        humantime::format_duration(grace),
-        old_after
-            .as_ref()
-            .and_then(|o| o.expires_at)
-            .map(|at| format!(" old_expires={}", humantime::format_rfc3339_seconds(at)))
-            .unwrap_or_default()
-    );
-    let audited = audit(store, "key.rotate", id.as_str(), Some(detail)).await;
-    let old_view = old_after.map(|record| KeyView {
-        record,
-        successor: Some(successor.id.clone()),
-        tenant_suspended: suspended,
-    });
-    let new_view = KeyView {
-        record: successor,
-        successor: None,
-        tenant_suspended: suspended,
-    };
-    let rows: Vec<&KeyView> = old_view.iter().chain([&new_view]).collect();
-    print_new_key(
-        &rows,
-        &new_view,
-        &key,
-        json,
-        old_view.as_ref(),
-        store.clock().now(),
-    )?;
-    audited
-}
-
-async fn revoke(
-    settings: &ApiKeySettings,
-    store: &dyn KeyStore,
-    id: &KeyId,
-) -> Result<(), Failure> {
-    let record = store.revoke(id).await?;
-    audit(
-        store,
-        "key.revoke",
-        id.as_str(),
-        Some(format!("tenant={}", record.tenant)),
-    )
-    .await?;
-    emit(format!(
-        "revoked key {id} of tenant {}: gateways refuse it within {}\n",
-        record.tenant,
-        humantime::format_duration(settings.cache_ttl)
-    ))
-}
-
-async fn set_suspended(
-    settings: &ApiKeySettings,
-    store: &dyn KeyStore,
-    tenant: &str,
-    suspended: bool,
-) -> Result<(), Failure> {
-    let within = humantime::format_duration(settings.cache_ttl);
-    if suspended {
-        store.suspend_tenant(tenant).await?;
-        audit(store, "tenant.suspend", tenant, None).await?;
-        emit(format!(
-            "suspended tenant {tenant}: gateways refuse its keys within {within}\n"
-        ))
-    } else {
-        store.unsuspend_tenant(tenant).await?;
-        audit(store, "tenant.unsuspend", tenant, None).await?;
-        emit(format!(
-            "unsuspended tenant {tenant}: gateways accept its keys again within {within}\n"
-        ))
-    }
-}
-
-async fn audit_log(store: &dyn KeyStore, limit: usize, json: bool) -> Result<(), Failure> {
-    let mut records = store.list_audit(limit).await?;
-    // The store gives the newest first; a log reads oldest first, the newest at the bottom.
-    records.reverse();
+fn print_audit(records: Vec<portcullis_store::AuditRecord>, json: bool) -> Result<(), Failure> {
     if json {
-        let all: Vec<Value> = records
-            .iter()
-            .map(|r| {
-                json!({
-                    "at": rfc3339(r.at),
-                    "actor": r.actor,
-                    "action": r.action,
-                    "target": r.target,
-                    "correlation_id": r.correlation_id,
-                    "detail": r.detail,
-                })
-            })
-            .collect();
+        let all: Vec<Value> = records.iter().map(key_admin::audit_json).collect();
         return emit_json(&Value::Array(all));
     }
     if records.is_empty() {
@@ -639,162 +447,27 @@ async fn audit_log(store: &dyn KeyStore, limit: usize, json: bool) -> Result<(),
     ))
 }
 
-/// A key with what its record alone does not say.
-#[derive(Debug)]
-struct KeyView {
-    record: ApiKeyRecord,
-    /// The key that replaced this one by rotation.
-    successor: Option<KeyId>,
-    tenant_suspended: bool,
-}
-
-/// A key's state as an operator thinks of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Active,
-    Revoked,
-    Expired,
-    /// Replaced, still working until its grace runs out.
-    Rotating(Option<SystemTime>),
-}
-
-impl Status {
-    fn code(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-            Self::Rotating(_) => "rotating",
-        }
+/// A table row for a key.
+fn key_row(view: &KeyView, now: SystemTime) -> Vec<String> {
+    let r = &view.record;
+    let mut state = view.status(now).to_string();
+    if view.tenant_suspended {
+        state.push_str(", tenant suspended");
     }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Rotating(Some(at)) => write!(
-                f,
-                "rotating (expires at {})",
-                humantime::format_rfc3339_seconds(*at)
-            ),
-            other => f.write_str(other.code()),
-        }
-    }
-}
-
-impl KeyView {
-    fn status(&self, now: SystemTime) -> Status {
-        let r = &self.record;
-        if r.state == KeyState::Revoked {
-            Status::Revoked
-        } else if r.is_expired_at(now) {
-            Status::Expired
-        } else if self.successor.is_some() {
-            Status::Rotating(r.expires_at)
-        } else {
-            Status::Active
-        }
-    }
-
-    /// The stable JSON shape: times as RFC 3339 (milliseconds, as stored), null when absent.
-    /// Never the secret or its hash.
-    fn json(&self, now: SystemTime) -> Value {
-        let r = &self.record;
-        json!({
-            "id": r.id.as_str(),
-            "prefix": r.prefix,
-            "tenant": r.tenant,
-            "subject": r.subject,
-            "scopes": r.scopes,
-            "state": self.status(now).code(),
-            "tenant_suspended": self.tenant_suspended,
-            "created_at": rfc3339(r.created_at),
-            "expires_at": r.expires_at.map(rfc3339),
-            "last_used_at": r.last_used_at.map(rfc3339),
-            "rotated_from": r.rotated_from.as_ref().map(KeyId::as_str),
-            "rotated_to": self.successor.as_ref().map(KeyId::as_str),
-        })
-    }
-
-    fn row(&self, now: SystemTime) -> Vec<String> {
-        let r = &self.record;
-        let mut state = self.status(now).to_string();
-        if self.tenant_suspended {
-            state.push_str(", tenant suspended");
-        }
-        vec![
-            r.id.to_string(),
-            r.tenant.clone(),
-            or_dash(r.subject.clone()),
-            scopes_cell(&r.scopes),
-            state,
-            time_cell(Some(r.created_at)),
-            time_cell(r.expires_at),
-            time_cell(r.last_used_at),
-        ]
-    }
-}
-
-/// Adds successors (looked up in `family`) and tenant suspensions to records.
-async fn annotate(
-    store: &dyn KeyStore,
-    records: Vec<ApiKeyRecord>,
-    family: &[ApiKeyRecord],
-) -> Result<Vec<KeyView>, Failure> {
-    let successors: HashMap<&KeyId, &KeyId> = family
-        .iter()
-        .filter_map(|r| r.rotated_from.as_ref().map(|old| (old, &r.id)))
-        .collect();
-    let tenants: HashSet<&str> = records.iter().map(|r| r.tenant.as_str()).collect();
-    let mut suspended = HashSet::new();
-    for tenant in tenants {
-        if store.is_tenant_suspended(tenant).await? {
-            suspended.insert(tenant.to_owned());
-        }
-    }
-    Ok(records
-        .into_iter()
-        .map(|record| KeyView {
-            successor: successors.get(&record.id).map(|id| (*id).clone()),
-            tenant_suspended: suspended.contains(&record.tenant),
-            record,
-        })
-        .collect())
-}
-
-/// Prints keys and, once, the new plaintext key: the `key` field in JSON; in a table, its own
-/// line after a warning that it is not shown again.
-fn print_new_key(
-    rows: &[&KeyView],
-    new: &KeyView,
-    key: &PlaintextKey,
-    json: bool,
-    previous: Option<&KeyView>,
-    now: SystemTime,
-) -> Result<(), Failure> {
-    if json {
-        let mut value = new.json(now);
-        if let Value::Object(map) = &mut value {
-            // This copy is not wiped on drop, unlike `PlaintextKey`; the process ends right after.
-            map.insert("key".to_owned(), Value::from(key.expose_secret()));
-            if new.record.rotated_from.is_some() {
-                map.insert(
-                    "previous".to_owned(),
-                    previous.map_or(Value::Null, |p| p.json(now)),
-                );
-            }
-        }
-        return emit_json(&value);
-    }
-    let mut out = key_table(rows, now);
-    out.push_str("\nStore this key now: it is not shown again.\n");
-    out.push_str(key.expose_secret());
-    out.push('\n');
-    emit(out)
+    vec![
+        r.id.to_string(),
+        r.tenant.clone(),
+        or_dash(r.subject.clone()),
+        scopes_cell(&r.scopes),
+        state,
+        time_cell(Some(r.created_at)),
+        time_cell(r.expires_at),
+        time_cell(r.last_used_at),
+    ]
 }
 
 fn key_table(views: &[&KeyView], now: SystemTime) -> String {
-    let rows: Vec<Vec<String>> = views.iter().map(|v| v.row(now)).collect();
+    let rows: Vec<Vec<String>> = views.iter().map(|v| key_row(v, now)).collect();
     table(
         Some(&[
             "ID",
@@ -838,10 +511,6 @@ fn table(header: Option<&[&str]>, rows: &[Vec<String>]) -> String {
     out
 }
 
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 fn time_cell(at: Option<SystemTime>) -> String {
     at.map_or_else(
         || "-".to_owned(),
@@ -878,32 +547,8 @@ fn emit(text: String) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use portcullis::policy::auth::SecretRef;
-
+    // The redaction of store locations is tested beside it, in `portcullis::key_admin`.
     use super::*;
-
-    fn settings(location: &str) -> ApiKeySettings {
-        ApiKeySettings {
-            prefix: "pcl".to_owned(),
-            store: SecretRef::Literal(location.to_owned()),
-            rotation_grace: Duration::from_secs(3600),
-            cache_ttl: Duration::from_secs(2),
-        }
-    }
-
-    #[test]
-    fn redact_hides_the_location_and_its_password() {
-        let url = "postgres://app:s3cret-pw@db.internal:5432/keys";
-        let s = settings(url);
-        let message = format!("cannot connect to {url}: password s3cret-pw rejected");
-        let redacted = redact(&message, &s);
-        assert!(!redacted.contains("s3cret-pw"), "{redacted}");
-        assert!(!redacted.contains("db.internal"), "{redacted}");
-        assert_eq!(redact("no key with id x", &s), "no key with id x");
-        // A user without a password hides nothing else.
-        let s = settings("postgres://app@db/keys");
-        assert_eq!(redact("role app unknown", &s), "role app unknown");
-    }
 
     #[test]
     fn tables_align_columns_without_trailing_spaces() {

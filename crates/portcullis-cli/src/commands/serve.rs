@@ -1,9 +1,11 @@
-//! `portcullis serve`: the gateway in front of an upstream.
+//! `portcullis serve`: the gateway in front of an upstream, and the admin API beside it when
+//! the policy has `[admin]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use portcullis::admin::AdminServer;
 use portcullis::policy::{
     CompileOptions, Environment, LoadError, Policy, UpstreamSettings, load_file, parse_upstream_url,
 };
@@ -65,16 +67,44 @@ pub fn serve(policy: Policy, banner: Option<Box<dyn FnOnce(SocketAddr) + Send>>)
     runtime.block_on(async move {
         let environment = policy.environment;
         let upstream = policy.upstream.as_ref().map(|u| u.url.to_string());
+        // Before the gateway: an unusable admin token stops the start before anything listens.
+        let admin = match AdminServer::bind(&policy).await {
+            Ok(admin) => admin,
+            Err(e) => return failure(e),
+        };
         let gateway = match Gateway::bind(policy).await {
             Ok(g) => g,
             Err(e) => return failure(e),
         };
+        // Logged before the gateway's line, which tests and scripts wait for: once that is
+        // printed, both addresses are known.
+        if let Some(admin) = &admin {
+            tracing::info!("admin API on http://{}", admin.local_addr());
+        }
         let addr = gateway.local_addr();
         tracing::info!(%environment, upstream, "listening on http://{addr}");
         if let Some(banner) = banner {
             banner(addr);
         }
-        gateway.serve(shutdown_signal()).await;
+        // One signal stops both: dropping `stop` wakes the admin server's receiver.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let admin = admin.map(|admin| {
+            let mut stopped = stopped;
+            tokio::spawn(admin.serve(async move {
+                let _ = stopped.changed().await;
+            }))
+        });
+        gateway
+            .serve(async move {
+                shutdown_signal().await;
+                drop(stop);
+            })
+            .await;
+        if let Some(admin) = admin
+            && let Err(e) = admin.await
+        {
+            tracing::warn!(error = %e, "the admin API stopped abnormally");
+        }
         ExitCode::SUCCESS
     })
 }

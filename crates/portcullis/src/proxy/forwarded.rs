@@ -66,10 +66,10 @@ pub fn apply(
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    if let Some(h) = host {
-        if !headers.contains_key(&X_FORWARDED_HOST) {
-            headers.insert(X_FORWARDED_HOST, h.clone());
-        }
+    if let Some(h) = host
+        && !headers.contains_key(&X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, h.clone());
     }
     // Built only from an IP address and a validated Host value, so always a valid value.
     if let Ok(v) = HeaderValue::try_from(xff) {

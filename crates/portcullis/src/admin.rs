@@ -1,0 +1,196 @@
+//! The admin HTTP API: `portcullis keys` over HTTP, on a listener of its own.
+//!
+//! ```text
+//! POST /v1/keys                       {tenant, subject?, scopes?, expires_in?} -> 201 + key
+//! GET  /v1/keys?tenant=T              -> [key]
+//! GET  /v1/keys/{id}                  -> key
+//! POST /v1/keys/{id}/rotate           {grace?} -> 201 + successor key
+//! POST /v1/keys/{id}/revoke           -> {id, tenant, state, effective_within}
+//! POST /v1/tenants/{tenant}/suspend   -> {tenant, suspended, effective_within}
+//! POST /v1/tenants/{tenant}/unsuspend
+//! GET  /v1/audit?limit=N              -> [audit record], oldest first
+//! ```
+//!
+//! - **Its own listener** (`[admin] listen`, loopback by default), so the gateway's public port
+//!   never routes to it and a firewall can treat the two apart.
+//! - **Its own credential**: `Authorization: Bearer <token>`, the token resolved once at
+//!   start-up from `[admin] token` (production refuses one under 32 bytes) and compared in
+//!   constant time ([`AdminToken`]). Anything else is a 401 with `WWW-Authenticate`, before
+//!   any body is read and without an audit record.
+//! - **One implementation**: the handlers call [`crate::key_admin`], as `portcullis keys` does,
+//!   so the two write the same audit records and JSON. The audit actor is `admin` for every
+//!   request: there is one shared admin credential for now, and the caller's correlation ID is
+//!   what ties a record to a request.
+//! - **Its own store connection**: the admin API opens the policy's store without the gateway's
+//!   read cache, so what it shows is what the store holds. A change it makes reaches the
+//!   gateway (this instance and every other) within `cache-ttl`, as a change made by the CLI
+//!   does.
+//! - Errors use the gateway's one JSON shape (`{"error": {"code", "message",
+//!   "correlation_id"}}`), rendered by the same layer, with the caller's well-formed
+//!   `X-Correlation-ID` (the policy's `[correlation-id]` settings) or a generated one.
+//!   Every response is `Cache-Control: no-store`. Nothing logs the token, a key, or a body.
+//!
+//! Routing is axum's: it is in the tree already (the example app), and path parameters, query
+//! strings and JSON bodies are what it is for. The connections are served like the gateway's
+//! (hyper-util, `header-read-timeout`, graceful shutdown within `shutdown-grace`), which
+//! `axum::serve` does not offer.
+
+mod routes;
+#[cfg(test)]
+mod tests;
+mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use portcullis_layers::rejection::ErrorDetail;
+use portcullis_policy::Policy;
+use portcullis_policy::auth::ApiKeySettings;
+use portcullis_store::KeyStore;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+pub use routes::ADMIN_ACTOR;
+pub use token::{AdminToken, MIN_PRODUCTION_LEN, TokenError};
+
+use crate::key_store::{self, KeyStoreError};
+use routes::AdminState;
+
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminStartError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("[admin] needs [auth.api-keys]: the admin API manages that key store")]
+    NoKeyStore,
+    #[error("admin API: {0}")]
+    KeyStore(#[from] KeyStoreError),
+    #[error("admin.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, admin API.
+#[derive(Debug)]
+pub struct AdminServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown_grace: Duration,
+}
+
+impl AdminServer {
+    /// Resolves the token, opens the key store and binds `[admin] listen`; `None` when the
+    /// policy has no `[admin]`. The token is checked first: a gateway whose admin credential
+    /// is unusable must not start at all.
+    pub async fn bind(policy: &Policy) -> Result<Option<Self>, AdminStartError> {
+        let Some(admin) = &policy.admin else {
+            return Ok(None);
+        };
+        let token = AdminToken::resolve(&admin.token, policy.environment)?;
+        let keys = policy
+            .auth
+            .api_keys
+            .clone()
+            .ok_or(AdminStartError::NoKeyStore)?;
+        let store = key_store::open_store(&keys).await?;
+        let addr = admin.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AdminStartError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| AdminStartError::Bind { addr, source })?;
+        Ok(Some(Self {
+            listener,
+            local_addr,
+            app: service(store, keys, token, policy),
+            header_read_timeout: policy.server.header_read_timeout,
+            shutdown_grace: policy.server.shutdown_grace,
+        }))
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then gives in-flight requests up to the policy's
+    /// `shutdown-grace`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "admin API: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let app = self.app.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "admin API connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        tokio::select! {
+            () = graceful.shutdown() => {},
+            () = tokio::time::sleep(self.shutdown_grace) => {
+                tracing::warn!("admin API: shutdown grace period over; closing remaining connections");
+            }
+        }
+    }
+}
+
+/// The admin API as one service over `store`, with the policy's correlation-ID and error-detail
+/// settings: what [`AdminServer`] serves, for tests and for library users who serve it
+/// themselves.
+pub fn service(
+    store: Arc<dyn KeyStore>,
+    keys: ApiKeySettings,
+    token: AdminToken,
+    policy: &Policy,
+) -> Router {
+    let detail = if policy.errors.expose_detail {
+        ErrorDetail::Expose
+    } else {
+        ErrorDetail::Hide
+    };
+    routes::router(
+        Arc::new(AdminState { store, keys, token }),
+        &policy.correlation_id,
+        detail,
+    )
+}

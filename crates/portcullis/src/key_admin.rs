@@ -1,0 +1,665 @@
+//! Key administration, written once for `portcullis keys` and the admin HTTP API
+//! ([`crate::admin`]): the actions, their audit records, and the JSON views both print.
+//!
+//! - Every change writes one audit record (`key.create`, `key.rotate`, `key.revoke`,
+//!   `tenant.suspend`, `tenant.unsuspend`) naming the [`Actor`], to the store's own audit log,
+//!   so the CLI and the API leave one trail. Reads leave none.
+//! - The plaintext key of `create` and `rotate` exists once, in [`Issued`]. Once the store has
+//!   made a key nothing may keep it from its caller, so a failed audit write after a create or
+//!   rotate is reported beside the key ([`Issued::audit`]) rather than instead of it.
+//! - No error message quotes a secret: a whole key given where an id belongs is not echoed, and
+//!   [`redact`] removes the store location (a PostgreSQL URL carries a password).
+//!
+//! Presentation (tables, exit codes, HTTP statuses) belongs to the callers.
+//!
+//! ```
+//! use portcullis::key_admin::{self, Actor, NewKeyRequest};
+//! use portcullis_store::{KeyStore, MemoryStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let actor = Actor::new("admin").with_correlation_id("req-1");
+//! let issued = key_admin::create(&store, &actor, "pcl", NewKeyRequest::new("acme"))
+//!     .await
+//!     .unwrap();
+//! assert!(issued.audit.is_ok());
+//! let json = issued.json(store.clock().now());
+//! assert_eq!(json["tenant"], "acme");
+//! assert_eq!(json["key"], issued.key.expose_secret());
+//! let log = key_admin::audit(&store, 10).await.unwrap();
+//! assert_eq!(log[0].action, "key.create");
+//! assert_eq!(log[0].correlation_id.as_deref(), Some("req-1"));
+//! # });
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use portcullis_policy::auth::ApiKeySettings;
+use portcullis_store::key::InvalidKeyId;
+use portcullis_store::{
+    ApiKeyRecord, AuditRecord, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, StoreError,
+};
+use serde_json::{Value, json};
+
+use crate::key_store::resolve;
+
+/// Who makes a change, as the audit record names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `cli:<user>`, `admin`, ...
+    pub name: String,
+    /// The request's correlation ID, when the change came over HTTP.
+    pub correlation_id: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            correlation_id: None,
+        }
+    }
+
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+}
+
+/// When a new key stops working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// This long after it is made.
+    After(Duration),
+    /// At this instant.
+    At(SystemTime),
+}
+
+/// What to make a key for; the prefix comes from the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKeyRequest {
+    pub tenant: String,
+    pub subject: Option<String>,
+    pub scopes: Vec<String>,
+    pub expires: Option<Expiry>,
+}
+
+impl NewKeyRequest {
+    /// A key for `tenant`: no subject, no scopes, no expiry.
+    pub fn new(tenant: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            subject: None,
+            scopes: Vec::new(),
+            expires: None,
+        }
+    }
+}
+
+/// Why an action failed. Messages name ids, tenants and fields, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyAdminError {
+    /// No key has this id.
+    #[error("no key with id {0}")]
+    NotFound(KeyId),
+    /// The caller's input is not acceptable: a malformed id, a field the store refuses, an
+    /// expiry in the past.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refuses to rotate the key (revoked, expired, rotated already).
+    #[error(transparent)]
+    NotRotatable(StoreError),
+    /// The store failed or cannot be reached.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The change was made, but its audit record could not be written.
+    #[error("{action} {target} was done, but its audit record could not be written: {source}")]
+    Audit {
+        action: &'static str,
+        target: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl From<StoreError> for KeyAdminError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(id) => Self::NotFound(id),
+            err @ StoreError::InvalidInput { .. } => Self::Invalid(err.to_string()),
+            err @ StoreError::NotRotatable { .. } => Self::NotRotatable(err),
+            err => Self::Store(err),
+        }
+    }
+}
+
+/// A key with what its record alone does not say.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub record: ApiKeyRecord,
+    /// The key that replaced this one by rotation.
+    pub successor: Option<KeyId>,
+    pub tenant_suspended: bool,
+}
+
+/// A key's state as an operator thinks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+    Expired,
+    /// Replaced, still working until its grace runs out.
+    Rotating(Option<SystemTime>),
+}
+
+impl KeyStatus {
+    /// The JSON spelling: `active`, `revoked`, `expired`, `rotating`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Rotating(_) => "rotating",
+        }
+    }
+}
+
+impl fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rotating(Some(at)) => write!(
+                f,
+                "rotating (expires at {})",
+                humantime::format_rfc3339_seconds(*at)
+            ),
+            other => f.write_str(other.code()),
+        }
+    }
+}
+
+impl KeyView {
+    /// The state at `now`, in order of precedence: revoked, expired, rotating, active.
+    pub fn status(&self, now: SystemTime) -> KeyStatus {
+        let r = &self.record;
+        if r.state == KeyState::Revoked {
+            KeyStatus::Revoked
+        } else if r.is_expired_at(now) {
+            KeyStatus::Expired
+        } else if self.successor.is_some() {
+            KeyStatus::Rotating(r.expires_at)
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// The stable JSON shape: times as RFC 3339 (milliseconds, as stored), null when absent.
+    /// Never the secret or its hash.
+    pub fn json(&self, now: SystemTime) -> Value {
+        let r = &self.record;
+        json!({
+            "id": r.id.as_str(),
+            "prefix": r.prefix,
+            "tenant": r.tenant,
+            "subject": r.subject,
+            "scopes": r.scopes,
+            "state": self.status(now).code(),
+            "tenant_suspended": self.tenant_suspended,
+            "created_at": rfc3339(r.created_at),
+            "expires_at": r.expires_at.map(rfc3339),
+            "last_used_at": r.last_used_at.map(rfc3339),
+            "rotated_from": r.rotated_from.as_ref().map(KeyId::as_str),
+            "rotated_to": self.successor.as_ref().map(KeyId::as_str),
+        })
+    }
+}
+
+/// A key just made by `create` or `rotate`.
+#[derive(Debug)]
+pub struct Issued {
+    /// The new key.
+    pub view: KeyView,
+    /// The plaintext key, shown once and wiped on drop.
+    pub key: PlaintextKey,
+    /// After a rotation: the old key as it is now (with its shortened expiry).
+    pub previous: Option<KeyView>,
+    /// After a rotation: why the old key could not be read back, if it could not. The rotation
+    /// happened; only the old key's view is missing.
+    pub read_back_error: Option<StoreError>,
+    /// Whether the audit record was written. The key exists either way and must reach its
+    /// caller, who then reports this.
+    pub audit: Result<(), KeyAdminError>,
+}
+
+impl Issued {
+    /// The new key's JSON view plus `"key"`, and after a rotation `"previous"` (null when the
+    /// old key could not be read back).
+    pub fn json(&self, now: SystemTime) -> Value {
+        let mut value = self.view.json(now);
+        if let Value::Object(map) = &mut value {
+            // This copy is not wiped on drop, unlike `PlaintextKey`: callers send it and drop it.
+            map.insert("key".to_owned(), Value::from(self.key.expose_secret()));
+            if self.view.record.rotated_from.is_some() {
+                map.insert(
+                    "previous".to_owned(),
+                    self.previous.as_ref().map_or(Value::Null, |p| p.json(now)),
+                );
+            }
+        }
+        value
+    }
+}
+
+/// An audit record's JSON view.
+pub fn audit_json(record: &AuditRecord) -> Value {
+    json!({
+        "at": rfc3339(record.at),
+        "actor": record.actor,
+        "action": record.action,
+        "target": record.target,
+        "correlation_id": record.correlation_id,
+        "detail": record.detail,
+    })
+}
+
+/// Parses a key id. A whole key given in its place is not echoed back: it is a secret.
+pub fn parse_key_id(text: &str) -> Result<KeyId, KeyAdminError> {
+    text.parse().map_err(|e: InvalidKeyId| {
+        if text.contains('_') || text.len() > 32 {
+            KeyAdminError::Invalid(format!(
+                "not a key id: {e}; pass only the id, the part of a key between the first two `_`"
+            ))
+        } else {
+            KeyAdminError::Invalid(format!("{text:?} is not a key id: {e}"))
+        }
+    })
+}
+
+/// Makes a key for a tenant.
+pub async fn create(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    prefix: &str,
+    request: NewKeyRequest,
+) -> Result<Issued, KeyAdminError> {
+    let mut new = NewKey::new(prefix, request.tenant).with_scopes(request.scopes);
+    if let Some(subject) = request.subject {
+        new = new.with_subject(subject);
+    }
+    if let Some(expires) = request.expires {
+        let at = match expires {
+            Expiry::After(after) => store.clock().now().checked_add(after).ok_or_else(|| {
+                KeyAdminError::Invalid("the expiry is too far in the future".to_owned())
+            })?,
+            Expiry::At(at) => at,
+        };
+        new = new.with_expiry(at);
+    }
+    // Asked before the key exists: once it does, nothing may fail before it is handed over.
+    let suspended = store.is_tenant_suspended(&new.tenant).await?;
+    let (record, key) = store.create(new).await?;
+    let audit = record_change(
+        store,
+        actor,
+        "key.create",
+        record.id.as_str(),
+        Some(create_detail(&record)),
+    )
+    .await;
+    Ok(Issued {
+        view: KeyView {
+            record,
+            successor: None,
+            tenant_suspended: suspended,
+        },
+        key,
+        previous: None,
+        read_back_error: None,
+        audit,
+    })
+}
+
+fn create_detail(record: &ApiKeyRecord) -> String {
+    let mut detail = format!("tenant={}", record.tenant);
+    if let Some(subject) = &record.subject {
+        detail.push_str(&format!(" subject={subject:?}"));
+    }
+    if !record.scopes.is_empty() {
+        detail.push_str(&format!(" scopes={}", record.scopes.join(",")));
+    }
+    if let Some(at) = record.expires_at {
+        detail.push_str(&format!(
+            " expires={}",
+            humantime::format_rfc3339_seconds(at)
+        ));
+    }
+    detail
+}
+
+/// Keys (never their secrets), oldest first; all of them or one tenant's.
+pub async fn list(
+    store: &dyn KeyStore,
+    tenant: Option<&str>,
+) -> Result<Vec<KeyView>, KeyAdminError> {
+    let records = store.list(tenant).await?;
+    annotate(store, records.clone(), &records).await
+}
+
+/// One key.
+pub async fn show(store: &dyn KeyStore, id: &KeyId) -> Result<KeyView, KeyAdminError> {
+    let Some(record) = store.get(id).await? else {
+        return Err(KeyAdminError::NotFound(id.clone()));
+    };
+    // A successor always belongs to the same tenant.
+    let family = store.list(Some(&record.tenant)).await?;
+    let mut views = annotate(store, vec![record], &family).await?;
+    views
+        .pop()
+        .ok_or_else(|| KeyAdminError::NotFound(id.clone()))
+}
+
+/// Issues a successor; the old key keeps working for `grace` (callers default it to the
+/// policy's `rotation-grace`).
+pub async fn rotate(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    id: &KeyId,
+    grace: Duration,
+) -> Result<Issued, KeyAdminError> {
+    let Some(old) = store.get(id).await? else {
+        return Err(KeyAdminError::NotFound(id.clone()));
+    };
+    // Asked before the successor exists: once it does, nothing may fail before it is handed over.
+    let suspended = store.is_tenant_suspended(&old.tenant).await?;
+    let (successor, key) = store.rotate(id, grace).await?;
+    // The old key's shortened life is the store's decision: read it back. A failed read must not
+    // lose the new key, so it only leaves the old key out.
+    let (old_after, read_back_error) = match store.get(id).await {
+        Ok(old) => (old, None),
+        Err(e) => (None, Some(e)),
+    };
+    let detail = format!(
+        "successor={} grace={}{}",
+        successor.id,
+        humantime::format_duration(grace),
+        old_after
+            .as_ref()
+            .and_then(|o| o.expires_at)
+            .map(|at| format!(" old_expires={}", humantime::format_rfc3339_seconds(at)))
+            .unwrap_or_default()
+    );
+    let audit = record_change(store, actor, "key.rotate", id.as_str(), Some(detail)).await;
+    Ok(Issued {
+        previous: old_after.map(|record| KeyView {
+            record,
+            successor: Some(successor.id.clone()),
+            tenant_suspended: suspended,
+        }),
+        view: KeyView {
+            record: successor,
+            successor: None,
+            tenant_suspended: suspended,
+        },
+        key,
+        read_back_error,
+        audit,
+    })
+}
+
+/// Revokes a key for good; returns it as the store left it.
+pub async fn revoke(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    id: &KeyId,
+) -> Result<ApiKeyRecord, KeyAdminError> {
+    let record = store.revoke(id).await?;
+    record_change(
+        store,
+        actor,
+        "key.revoke",
+        id.as_str(),
+        Some(format!("tenant={}", record.tenant)),
+    )
+    .await?;
+    Ok(record)
+}
+
+/// Refuses every key of a tenant until it is unsuspended.
+pub async fn suspend(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), KeyAdminError> {
+    store.suspend_tenant(tenant).await?;
+    record_change(store, actor, "tenant.suspend", tenant, None).await
+}
+
+/// Lifts a tenant's suspension.
+pub async fn unsuspend(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    tenant: &str,
+) -> Result<(), KeyAdminError> {
+    store.unsuspend_tenant(tenant).await?;
+    record_change(store, actor, "tenant.unsuspend", tenant, None).await
+}
+
+/// The newest `limit` audit records, oldest first (as a log reads, the newest at the bottom).
+pub async fn audit(store: &dyn KeyStore, limit: usize) -> Result<Vec<AuditRecord>, KeyAdminError> {
+    let mut records = store.list_audit(limit).await?;
+    records.reverse();
+    Ok(records)
+}
+
+/// Writes the audit record of a change that has been made.
+async fn record_change(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    action: &'static str,
+    target: &str,
+    detail: Option<String>,
+) -> Result<(), KeyAdminError> {
+    // Ids and tenants only: the detail and target never hold a secret.
+    tracing::info!(actor = %actor.name, action, target, "key administration");
+    let record = AuditRecord {
+        at: store.clock().now(),
+        actor: actor.name.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        correlation_id: actor.correlation_id.clone(),
+        detail,
+    };
+    store
+        .record_audit(record)
+        .await
+        .map_err(|source| KeyAdminError::Audit {
+            action,
+            target: target.to_owned(),
+            source,
+        })
+}
+
+/// Adds successors (looked up in `family`) and tenant suspensions to records.
+async fn annotate(
+    store: &dyn KeyStore,
+    records: Vec<ApiKeyRecord>,
+    family: &[ApiKeyRecord],
+) -> Result<Vec<KeyView>, KeyAdminError> {
+    let successors: HashMap<&KeyId, &KeyId> = family
+        .iter()
+        .filter_map(|r| r.rotated_from.as_ref().map(|old| (old, &r.id)))
+        .collect();
+    let tenants: HashSet<&str> = records.iter().map(|r| r.tenant.as_str()).collect();
+    let mut suspended = HashSet::new();
+    for tenant in tenants {
+        if store.is_tenant_suspended(tenant).await? {
+            suspended.insert(tenant.to_owned());
+        }
+    }
+    Ok(records
+        .into_iter()
+        .map(|record| KeyView {
+            successor: successors.get(&record.id).map(|id| (*id).clone()),
+            tenant_suspended: suspended.contains(&record.tenant),
+            record,
+        })
+        .collect())
+}
+
+/// Removes the store location and its password from a message, should a database error ever
+/// quote them.
+pub fn redact(message: &str, settings: &ApiKeySettings) -> String {
+    let Ok(location) = resolve(&settings.store) else {
+        return message.to_owned();
+    };
+    let mut secrets = vec![location.clone()];
+    if let Some((_, rest)) = location.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            secrets.push(password.to_owned());
+        }
+    }
+    let mut message = message.to_owned();
+    // A one- or two-character password would garble every message, and guards nothing anyway.
+    for secret in secrets.iter().filter(|s| s.len() >= 3) {
+        message = message.replace(secret.as_str(), "<redacted>");
+    }
+    message
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use portcullis_policy::auth::SecretRef;
+    use portcullis_store::MemoryStore;
+
+    use super::*;
+
+    fn settings(location: &str) -> ApiKeySettings {
+        ApiKeySettings {
+            prefix: "pcl".to_owned(),
+            store: SecretRef::Literal(location.to_owned()),
+            rotation_grace: Duration::from_secs(3600),
+            cache_ttl: Duration::from_secs(2),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn redact_hides_the_location_and_its_password() {
+        let url = "postgres://app:s3cret-pw@db.internal:5432/keys";
+        let s = settings(url);
+        let message = format!("cannot connect to {url}: password s3cret-pw rejected");
+        let redacted = redact(&message, &s);
+        assert!(!redacted.contains("s3cret-pw"), "{redacted}");
+        assert!(!redacted.contains("db.internal"), "{redacted}");
+        assert_eq!(redact("no key with id x", &s), "no key with id x");
+        // A user without a password hides nothing else.
+        let s = settings("postgres://app@db/keys");
+        assert_eq!(redact("role app unknown", &s), "role app unknown");
+    }
+
+    #[test]
+    fn ids_are_checked_and_whole_keys_not_echoed() {
+        assert!(parse_key_id("abcdefgh234567zz").is_ok());
+        let err = parse_key_id("nope").unwrap_err();
+        assert!(matches!(&err, KeyAdminError::Invalid(m) if m.contains("\"nope\"")));
+        let key = "pcl_abcdefgh234567zz_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let err = parse_key_id(key).unwrap_err();
+        assert!(!err.to_string().contains("AAAA"), "{err}");
+    }
+
+    #[test]
+    fn every_change_is_audited_with_actor_and_correlation_id() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let actor = Actor::new("admin").with_correlation_id("corr-1");
+            let mut request = NewKeyRequest::new("acme");
+            request.scopes = vec!["read".to_owned()];
+            request.expires = Some(Expiry::After(Duration::from_secs(3600)));
+            let issued = create(&store, &actor, "pcl", request).await.unwrap();
+            let id = issued.view.record.id.clone();
+            let rotated = rotate(&store, &actor, &id, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let now = store.clock().now();
+            let json = rotated.json(now);
+            assert_eq!(json["previous"]["id"], id.as_str());
+            assert_eq!(json["previous"]["state"], "rotating");
+            assert_eq!(json["rotated_from"], id.as_str());
+            revoke(&store, &actor, &rotated.view.record.id)
+                .await
+                .unwrap();
+            suspend(&store, &actor, "acme").await.unwrap();
+            unsuspend(&store, &actor, "acme").await.unwrap();
+            let log = audit(&store, 10).await.unwrap();
+            let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+            assert_eq!(
+                actions,
+                [
+                    "key.create",
+                    "key.rotate",
+                    "key.revoke",
+                    "tenant.suspend",
+                    "tenant.unsuspend"
+                ]
+            );
+            for record in &log {
+                assert_eq!(record.actor, "admin");
+                assert_eq!(record.correlation_id.as_deref(), Some("corr-1"));
+                let text = audit_json(record).to_string();
+                assert!(!text.contains(issued.key.expose_secret()));
+                assert!(!text.contains(rotated.key.expose_secret()));
+            }
+            assert_eq!(
+                show(&store, &id).await.unwrap().status(now).code(),
+                "rotating"
+            );
+        });
+    }
+
+    #[test]
+    fn store_errors_are_classified() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let actor = Actor::new("t");
+            let unknown: KeyId = "aaaaaaaaaaaaaaaa".parse().unwrap();
+            assert!(matches!(
+                show(&store, &unknown).await,
+                Err(KeyAdminError::NotFound(_))
+            ));
+            assert!(matches!(
+                rotate(&store, &actor, &unknown, Duration::ZERO).await,
+                Err(KeyAdminError::NotFound(_))
+            ));
+            assert!(matches!(
+                create(&store, &actor, "pcl", NewKeyRequest::new("a b")).await,
+                Err(KeyAdminError::Invalid(m)) if m.contains("invalid tenant")
+            ));
+            let issued = create(&store, &actor, "pcl", NewKeyRequest::new("acme"))
+                .await
+                .unwrap();
+            revoke(&store, &actor, &issued.view.record.id)
+                .await
+                .unwrap();
+            assert!(matches!(
+                rotate(&store, &actor, &issued.view.record.id, Duration::ZERO).await,
+                Err(KeyAdminError::NotRotatable(_))
+            ));
+        });
+    }
+}
