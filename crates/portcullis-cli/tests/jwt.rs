@@ -6,11 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use data_encoding::BASE64URL_NOPAD;
@@ -495,59 +491,16 @@ jwks = {{ file = "{}" }}
 /// Runs `portcullis serve` with `env` set until it listens or exits; returns whether it
 /// started and every line it printed until then.
 fn start_with_env(policy: &str, env: &[(&str, &str)]) -> (bool, Vec<String>) {
-    let file = portcullis_test::gateway::write_temp("jwt.toml", policy);
-    let mut child = Command::new(common::binary())
-        .args(["serve", "--config"])
-        .arg(&file)
-        .args([
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+    match GatewayProcess::try_start(
+        common::binary(),
+        policy,
+        Some("http://127.0.0.1:9"),
+        &[],
+        env,
+    ) {
+        Ok(gw) => (true, gw.output()),
+        Err(lines) => (false, lines),
     }
-    drop(tx);
-    let mut lines = Vec::new();
-    let mut started = false;
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
-        started = line.contains("listening on http://");
-        lines.push(line);
-        if started {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_file(&file);
-    (started, lines)
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub struct GatewayProcess {
     pub admin_addr: Option<SocketAddr>,
     child: Child,
     policy_file: PathBuf,
+    /// Lines printed before it was listening, handed out by the first [`Self::output`].
+    startup: std::cell::RefCell<Vec<String>>,
     /// Every line the process printed (stdout and stderr), as it arrives.
     lines: mpsc::Receiver<String>,
 }
@@ -36,6 +38,23 @@ impl GatewayProcess {
     /// Runs `binary serve --config <policy> --listen 127.0.0.1:0 [--upstream URL] [extra...]`
     /// and waits until it is listening.
     pub fn start(binary: &Path, policy: &str, upstream: Option<&str>, extra: &[&str]) -> Self {
+        Self::try_start(binary, policy, upstream, extra, &[]).unwrap_or_else(|seen| {
+            panic!(
+                "the gateway did not start; it printed:\n{}",
+                seen.join("\n")
+            )
+        })
+    }
+
+    /// Like [`Self::start`], with `env` added to the process environment; a gateway that exits
+    /// (or is not listening within 30 s) is an `Err` with every line it printed.
+    pub fn try_start(
+        binary: &Path,
+        policy: &str,
+        upstream: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, Vec<String>> {
         let policy_file = write_temp("policy.toml", policy);
         let mut cmd = Command::new(binary);
         cmd.arg("serve")
@@ -47,6 +66,7 @@ impl GatewayProcess {
             cmd.arg("--upstream").arg(u);
         }
         cmd.args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -88,24 +108,27 @@ impl GatewayProcess {
                     admin_addr = admin_addr.or_else(|| addr_after(&line, "admin API on http://"));
                     seen.push(line);
                 }
-                Err(_) => panic!(
-                    "the gateway did not start; it printed:\n{}",
-                    seen.join("\n")
-                ),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let _ = std::fs::remove_file(&policy_file);
+                    return Err(seen);
+                }
             }
         };
-        Self {
+        Ok(Self {
             addr,
             admin_addr,
             child,
             policy_file,
+            startup: std::cell::RefCell::new(seen),
             lines,
-        }
+        })
     }
 
-    /// Lines printed since the last call (or since start-up).
+    /// Lines printed since the last call (or since start-up, the start-up lines included).
     pub fn output(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut *self.startup.borrow_mut());
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
             out.push(line);
         }
