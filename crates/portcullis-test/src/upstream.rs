@@ -34,6 +34,30 @@ pub struct Received {
 }
 
 impl Received {
+    /// What a server saw of a request: its head and its whole body.
+    pub fn new(parts: &http::request::Parts, body: Bytes) -> Self {
+        Self {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            version: format!("{:?}", parts.version),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+        }
+    }
+
     /// All values of a header.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
@@ -105,26 +129,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let received = Received {
-        method: parts.method.to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        version: format!("{:?}", parts.version),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: body.clone(),
-    };
+    let received = Received::new(&parts, body.clone());
     log.lock().unwrap().push(received.clone());
 
     let path = parts.uri.path();
