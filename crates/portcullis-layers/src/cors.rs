@@ -368,42 +368,34 @@ where
         let policy = self.per_route.get(index).and_then(Option::as_ref);
         let origin = single(req.headers(), &header::ORIGIN);
 
-        if let Some(origin) = origin {
-            if req.method() == Method::OPTIONS
-                && req
-                    .headers()
-                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                let res = match policy {
-                    Some(policy) => policy.preflight(origin, req.headers()),
-                    None => refuse_preflight("this route allows no cross-origin requests".into()),
-                };
-                return EitherFuture::right(ready(Ok(res)));
-            }
-            if is_websocket_upgrade(req.headers())
-                && let Err(detail) = check_websocket_origin(policy, origin, req.headers())
-            {
-                let res = Rejection::new(
-                    StatusCode::FORBIDDEN,
-                    "websocket_origin_refused",
-                    "this origin may not open a WebSocket here",
-                )
-                .with_detail(detail)
-                .into_response();
-                return EitherFuture::right(ready(Ok(res)));
-            }
-        } else if req.headers().contains_key(header::ORIGIN) {
-            // Several `Origin` headers: no browser sends that. Refuse a preflight; treat any
-            // other request as having no allowed origin.
-            if req.method() == Method::OPTIONS
-                && req
-                    .headers()
-                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                return EitherFuture::right(ready(Ok(refuse_preflight(
-                    "several Origin headers".into(),
-                ))));
-            }
+        let is_preflight = req.method() == Method::OPTIONS
+            && req.headers().contains_key(header::ORIGIN)
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if is_preflight {
+            let res = match (policy, origin) {
+                (Some(policy), Some(origin)) => policy.preflight(origin, req.headers()),
+                (None, Some(_)) => {
+                    refuse_preflight("this route allows no cross-origin requests".into())
+                }
+                // Several `Origin` headers: no browser sends that.
+                (_, None) => refuse_preflight("several Origin headers".into()),
+            };
+            return EitherFuture::right(ready(Ok(res)));
+        }
+        if let Some(origin) = origin
+            && is_websocket_upgrade(req.headers())
+            && let Err(detail) = check_websocket_origin(policy, origin, req.headers())
+        {
+            let res = Rejection::new(
+                StatusCode::FORBIDDEN,
+                "websocket_origin_refused",
+                "this origin may not open a WebSocket here",
+            )
+            .with_detail(detail)
+            .into_response();
+            return EitherFuture::right(ready(Ok(res)));
         }
 
         let allow = match (policy, origin) {
