@@ -137,19 +137,9 @@ impl AdminServer {
             .header_read_timeout(self.header_read_timeout);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Usually EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "admin API: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
+        while let Some((stream, peer)) =
+            crate::server::next_connection(&self.listener, shutdown.as_mut(), "admin API").await
+        {
             let app = self.app.clone();
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 app.clone().oneshot(req.map(axum::body::Body::new))

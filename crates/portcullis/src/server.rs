@@ -128,19 +128,9 @@ impl Gateway {
             .max_header_list_size(MAX_H2_HEADER_LIST);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Usually EMFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
+        while let Some((stream, peer)) =
+            next_connection(&self.listener, shutdown.as_mut(), "gateway").await
+        {
             let _ = stream.set_nodelay(true);
             let service = self.service.clone();
             let queue = FramingQueue::default();
@@ -194,6 +184,27 @@ impl Gateway {
             ),
         }
         tunnels.close_all();
+    }
+}
+
+/// The next accepted connection, or `None` once `shutdown` completes. Accept errors (usually
+/// EMFILE) are logged and retried after a short pause instead of spinning.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    name: &'static str,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => return Some(conn),
+                Err(e) => {
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => return None,
+        }
     }
 }
 
