@@ -118,6 +118,26 @@ async fn send(
         .await
 }
 
+/// The request the check exists for: a cross-site POST carrying the session cookie.
+async fn cross_site_cookie_post(
+    client: &Client,
+    gw: &portcullis_test::GatewayProcess,
+    path: &str,
+    origin: From,
+) -> Reply {
+    send(
+        client,
+        gw,
+        "POST",
+        path,
+        true,
+        Auth::None,
+        Some("cross-site"),
+        origin,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn csrf_decision_table() {
     let (upstream, gw) = common::gateway(&policy("enforce")).await;
@@ -187,29 +207,9 @@ async fn csrf_decision_table() {
     assert!(refused > 0);
 
     // The credentialed CORS origin is trusted only on the routes of that CORS policy.
-    let reply = send(
-        &client,
-        &gw,
-        "POST",
-        "/other",
-        true,
-        Auth::None,
-        Some("cross-site"),
-        From::App,
-    )
-    .await;
+    let reply = cross_site_cookie_post(&client, &gw, "/other", From::App).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    let reply = send(
-        &client,
-        &gw,
-        "POST",
-        "/other",
-        true,
-        Auth::None,
-        Some("cross-site"),
-        From::Partner,
-    )
-    .await;
+    let reply = cross_site_cookie_post(&client, &gw, "/other", From::Partner).await;
     assert_eq!(reply.status, StatusCode::OK);
 
     // Exempt: exactly the listed path, however it is spelled.
@@ -219,31 +219,11 @@ async fn csrf_decision_table() {
         "/sso/./callback",
         "/%73so/callback",
     ] {
-        let reply = send(
-            &client,
-            &gw,
-            "POST",
-            path,
-            true,
-            Auth::None,
-            Some("cross-site"),
-            From::Evil,
-        )
-        .await;
+        let reply = cross_site_cookie_post(&client, &gw, path, From::Evil).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
     for path in ["/sso/callback/x", "/sso/callbacks", "/sso"] {
-        let reply = send(
-            &client,
-            &gw,
-            "POST",
-            path,
-            true,
-            Auth::None,
-            Some("cross-site"),
-            From::Evil,
-        )
-        .await;
+        let reply = cross_site_cookie_post(&client, &gw, path, From::Evil).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
     }
 
@@ -269,17 +249,7 @@ async fn csrf_decision_table() {
 async fn report_only_lets_requests_through_and_logs_them() {
     let (upstream, gw) = common::gateway(&policy("report-only")).await;
     let client = Client::http1(gw.addr);
-    let reply = send(
-        &client,
-        &gw,
-        "POST",
-        "/api/items",
-        true,
-        Auth::None,
-        Some("cross-site"),
-        From::Evil,
-    )
-    .await;
+    let reply = cross_site_cookie_post(&client, &gw, "/api/items", From::Evil).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(upstream.last().method, "POST");
     assert_eq!(
@@ -299,17 +269,7 @@ async fn report_only_lets_requests_through_and_logs_them() {
 async fn csrf_off_checks_nothing() {
     let (_upstream, gw) = common::gateway(&policy("off")).await;
     let client = Client::http1(gw.addr);
-    let reply = send(
-        &client,
-        &gw,
-        "POST",
-        "/api/items",
-        true,
-        Auth::None,
-        Some("cross-site"),
-        From::Evil,
-    )
-    .await;
+    let reply = cross_site_cookie_post(&client, &gw, "/api/items", From::Evil).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
