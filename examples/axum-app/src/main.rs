@@ -42,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
         portcullis::policy::LoadError::Invalid(d) => anyhow::anyhow!("{}", d.render()),
         other => anyhow::anyhow!(other),
     })?;
-    portcullis::telemetry::init(&compiled.policy.logging);
+    // Kept until main returns: dropping it writes the log lines still buffered.
+    let _logging = portcullis::telemetry::init(&compiled.policy.logging);
 
     let service = PolicyLayer::new(compiled.policy).layer(app());
     let listener = tokio::net::TcpListener::bind(addr)

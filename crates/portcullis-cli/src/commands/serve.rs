@@ -63,7 +63,7 @@ pub fn serve(policy: Policy, banner: Option<Box<dyn FnOnce(SocketAddr) + Send>>)
         Ok(rt) => rt,
         Err(e) => return failure(format!("cannot start the runtime: {e}")),
     };
-    telemetry::init(&policy.logging);
+    let _logging = telemetry::init(&policy.logging);
     runtime.block_on(async move {
         let environment = policy.environment;
         let upstream = policy.upstream.as_ref().map(|u| u.url.to_string());
@@ -84,6 +84,8 @@ pub fn serve(policy: Policy, banner: Option<Box<dyn FnOnce(SocketAddr) + Send>>)
         let addr = gateway.local_addr();
         tracing::info!(%environment, upstream, "listening on http://{addr}");
         if let Some(banner) = banner {
+            // The banner goes to stdout directly: the log lines before it come first.
+            telemetry::flush();
             banner(addr);
         }
         // One signal stops both: dropping `stop` wakes the admin server's receiver.

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A/B of two gateway binaries, interleaved: the same policy, access log on and off.
+#
+#   bench/ab-gateway.sh OLD_BINARY NEW_BINARY [ROUNDS]
+#
+# Build the old one from another worktree first, e.g.
+#   git worktree add /tmp/old <commit> && (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release -p portcullis-cli)
+#   cargo build --release -p portcullis-cli -p portcullis-bench --bins
+#   bench/ab-gateway.sh /tmp/old-target/release/portcullis target/release/portcullis
+#
+# Pinned like load.py (wrk and the upstream on CPU 0, the gateways on CPU 1, one worker each).
+# Prints one line per round and target: requests/s and CPU µs per request (utime+stime from
+# /proc/PID/stat, in clock ticks, over the measured wrk run). Loopback only; every run bounded.
+set -euo pipefail
+old=${1:?old binary}
+new=${2:?new binary}
+rounds=${3:-5}
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+tick=$(getconf CLK_TCK)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+up=$(port)
+taskset -c 0 target/release/bench-upstream --listen "127.0.0.1:$up" >/dev/null 2>&1 &
+pids+=($!)
+declare -A pid_of port_of
+for t in old:info new:info old:warn new:warn; do
+  bin=$old; [[ $t == new:* ]] && bin=$new
+  p=$(port)
+  RUST_LOG=${t#*:} TOKIO_WORKER_THREADS=1 taskset -c 1 "$bin" serve --config examples/sdk-api.toml \
+    --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$p" >/dev/null 2>&1 &
+  pids+=($!)
+  pid_of[$t]=$!
+  port_of[$t]=$p
+done
+sleep 2
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+echo "round target log req/s cpu_us_per_req"
+for r in $(seq "$rounds"); do
+  for t in old:info new:info old:warn new:warn; do
+    url="http://127.0.0.1:${port_of[$t]}/v1/users/42"
+    taskset -c 0 wrk -t1 -c32 -d1s "$url" >/dev/null
+    c0=$(cpu "${pid_of[$t]}")
+    out=$(taskset -c 0 wrk -t1 -c32 -d4s "$url")
+    c1=$(cpu "${pid_of[$t]}")
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    echo "$r ${t%:*} ${t#*:} $rps $(python3 -c "print(round(($c1 - $c0) * 1e6 / $tick / $n, 2))")"
+  done
+done
