@@ -1,6 +1,7 @@
 //! Per-request cost of API-key verification (issue 4): a hot key served from the cache, and the
 //! whole authentication layer around an inner `service_fn`; and of HS256 JWT verification, on
-//! its own and through the same layer.
+//! its own and through the same layer; and of checking a signed request (HMAC, body hash,
+//! replay).
 //!
 //! `cargo bench -p portcullis-bench --bench auth -- --warm-up-time 1 --measurement-time 3`
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
+use http_body_util::Full;
 use portcullis::key_store::StoreVerifier;
 use portcullis::layers::auth::{ApiKeyVerifier, AuthLayer, AuthMode, RouteRequirement};
 use portcullis::layers::jwt::{JwtKey, JwtVerifier};
@@ -59,6 +61,8 @@ fn bench(c: &mut Criterion) {
         vec![RouteRequirement {
             mode: AuthMode::Required,
             api_key: true,
+            signed_only: false,
+            query_token: None,
             jwt: false,
             scopes: vec!["read".into()],
             require_registered: false,
@@ -152,6 +156,8 @@ fn jwt(c: &mut Criterion) {
         vec![RouteRequirement {
             mode: AuthMode::Required,
             api_key: false,
+            signed_only: false,
+            query_token: None,
             jwt: true,
             scopes: vec!["read".into()],
             require_registered: true,
@@ -185,5 +191,75 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, jwt);
+/// A signed request through the signature layer: timestamp, a 1 KiB body read whole, SHA-256 of
+/// it, HMAC over the canonical string, and a replay check against the in-memory guard. Every
+/// request is a new signature (distinct paths), as in real traffic.
+fn signature(c: &mut Criterion) {
+    use portcullis::layers::signature::{
+        ReplayCheck, ReplayFuture, SignatureLayer, SignatureRequired, SigningSecret,
+        canonical_string, sign,
+    };
+    use portcullis_store::{MemoryReplayGuard, ReplayGuard, SystemClock};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[derive(Debug)]
+    struct Guard(MemoryReplayGuard);
+    impl ReplayCheck for Guard {
+        fn first_use<'a>(&'a self, id: [u8; 32], ttl: Duration) -> ReplayFuture<'a> {
+            Box::pin(async move { self.0.first_use(&id, ttl).await.map_err(|e| e.to_string()) })
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let guard = Arc::new(Guard(MemoryReplayGuard::new(
+        Arc::new(SystemClock),
+        MemoryReplayGuard::DEFAULT_CAPACITY,
+    )));
+    let layer = SignatureLayer::builder(guard).build().unwrap();
+    let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Bytes::new()))
+    });
+    let secret = b"acme_sig_Q2xpZW50U2VjcmV0Q2xpZW50U2VjcmV0Q2xpZW50U2U";
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let mut counter = 0u64;
+    c.bench_function("signature/verify_1kib_body", |b| {
+        b.iter_custom(|iters| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                .to_string();
+            let reqs: Vec<Request<Full<Bytes>>> = (0..iters)
+                .map(|_| {
+                    counter += 1;
+                    let target = format!("/v1/orders/{counter}");
+                    let signature = sign(secret, &canonical_string(&now, "POST", &target, &body));
+                    let mut req = Request::post(target)
+                        .header("x-portcullis-timestamp", now.as_str())
+                        .header("x-portcullis-signature", signature)
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    req.extensions_mut()
+                        .insert(SignatureRequired::new(SigningSecret::new(secret.to_vec())));
+                    req
+                })
+                .collect();
+            rt.block_on(async {
+                let start = Instant::now();
+                let mut svc = layer.layer(inner);
+                for r in reqs {
+                    let res = svc.ready().await.unwrap().call(r).await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    black_box(res);
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+criterion_group!(benches, bench, jwt, signature);
 criterion_main!(benches);

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
 use portcullis::PolicyLayer;
 use portcullis::layers::response_posture::RoutePosture;
 use portcullis::layers::{CorrelationIdLayer, ResponsePostureLayer};
@@ -42,13 +43,13 @@ fn policy() -> Arc<Policy> {
 
 /// The innermost service: answers like `bench-upstream`, immediately.
 fn upstream() -> impl Service<
-    Request<()>,
+    Request<Full<Bytes>>,
     Response = Response<Bytes>,
     Error = Infallible,
     Future = impl Future<Output = Result<Response<Bytes>, Infallible>>,
 > + Clone {
     let body = portcullis_bench::json_body();
-    service_fn(move |_req: Request<()>| {
+    service_fn(move |_req: Request<Full<Bytes>>| {
         let mut res = Response::new(body.clone());
         let headers = res.headers_mut();
         headers.insert(
@@ -66,12 +67,12 @@ fn upstream() -> impl Service<
 }
 
 /// What wrk sends: `GET path HTTP/1.1` with a Host header, optionally a caller's request ID.
-fn request(path: &'static str, caller_id: Option<&'static str>) -> Request<()> {
+fn request(path: &'static str, caller_id: Option<&'static str>) -> Request<Full<Bytes>> {
     let mut builder = Request::get(path).header(header::HOST, "127.0.0.1:8080");
     if let Some(id) = caller_id {
         builder = builder.header("x-request-id", id);
     }
-    builder.body(()).unwrap()
+    builder.body(Full::default()).unwrap()
 }
 
 /// Times `iters` calls of `svc` on a current-thread runtime.
@@ -79,10 +80,10 @@ fn run<S>(
     rt: &tokio::runtime::Runtime,
     svc: &mut S,
     iters: u64,
-    make: impl Fn() -> Request<()>,
+    make: impl Fn() -> Request<Full<Bytes>>,
 ) -> Duration
 where
-    S: Service<Request<()>, Response = Response<Bytes>, Error = Infallible>,
+    S: Service<Request<Full<Bytes>>, Response = Response<Bytes>, Error = Infallible>,
 {
     let requests: Vec<_> = (0..iters).map(|_| make()).collect();
     rt.block_on(async {

@@ -8,16 +8,22 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use http::StatusCode;
 use http_body_util::Full;
+use portcullis_store::Kek;
 use portcullis_test::{Client, GatewayProcess, Reply, TestUpstream};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 /// 40 bytes: enough for production.
 const TOKEN: &str = "admin-token-0123456789-abcdefghijklmnopq";
+
+/// The variable the signing policy names for its key-encryption key.
+const KEK_ENV: &str = "PORTCULLIS_ADMIN_TEST_KEK";
 
 struct Setup {
     _upstream: TestUpstream,
@@ -26,7 +32,12 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
-fn policy(db: &Path, token_file: &Path) -> String {
+fn policy(db: &Path, token_file: &Path, signing: bool) -> String {
+    let signing = if signing {
+        format!("\n[auth.api-keys.signing]\nkey-encryption-key = {{ env = \"{KEK_ENV}\" }}\n")
+    } else {
+        String::new()
+    };
     format!(
         r#"environment = "test"
 
@@ -39,24 +50,38 @@ prefix = "pcl"
 store = "sqlite:{}"
 cache-ttl = "1s"
 rotation-grace = "1h"
-
+{}
 [admin]
 listen = "127.0.0.1:0"
 token = {{ file = "{}" }}
 "#,
         db.display(),
+        signing,
         token_file.display()
     )
 }
 
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+/// With `kek`: a policy with `[auth.api-keys.signing]`, and the gateway started with the KEK
+/// in [`KEK_ENV`].
+async fn setup_with(kek: Option<&Kek>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let text = policy(&dir.path().join("keys.db"), &token_file);
+    let text = policy(&dir.path().join("keys.db"), &token_file, kek.is_some());
     std::fs::write(dir.path().join("policy.toml"), &text).unwrap();
     let upstream = TestUpstream::start().await;
-    let gw = GatewayProcess::start(common::binary(), &text, Some(&upstream.url()), &[]);
+    let kek_hex = kek.map(Kek::to_hex);
+    let env: Vec<(&str, &str)> = kek_hex
+        .as_ref()
+        .map(|hex| (KEK_ENV, hex.as_str()))
+        .into_iter()
+        .collect();
+    let gw = GatewayProcess::try_start(common::binary(), &text, Some(&upstream.url()), &[], &env)
+        .unwrap_or_else(|seen| panic!("the gateway did not start:\n{}", seen.join("\n")));
     let admin_addr = gw
         .admin_addr
         .expect("the admin API's address was not logged");
@@ -124,6 +149,55 @@ impl Setup {
             .body(Full::<Bytes>::default())
             .unwrap();
         client.send(req).await.status
+    }
+
+    /// The gateway's main listener, with a key that signs and a request signed (as the README
+    /// says) with `secret`. `n` goes into the query: a signature is accepted once, and two
+    /// requests signed alike in the same second would be alike.
+    async fn signed_with(&self, key: &str, secret: &str, n: u32) -> Reply {
+        let target = format!("/v1/things?n={n}");
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let canonical = format!(
+            "PORTCULLIS-HMAC-SHA256\n{timestamp}\nGET\n{target}\n{}",
+            hex(&Sha256::digest(b""))
+        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(canonical.as_bytes());
+        let signature = hex(&mac.finalize().into_bytes());
+        let client = Client::http1(self.gw.addr);
+        let req = client
+            .request("GET", &target)
+            .header("x-api-key", key)
+            .header("x-portcullis-timestamp", timestamp)
+            .header("x-portcullis-signature", signature)
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        client.send(req).await
+    }
+
+    /// Polls the main listener with signed requests until `key` is accepted (a new key reaches
+    /// the gateway within `cache-ttl`); returns the next unused `n`.
+    async fn until_signed(&self, key: &str, secret: &str, mut n: u32) -> u32 {
+        let start = Instant::now();
+        loop {
+            let reply = self.signed_with(key, secret, n).await;
+            n += 1;
+            if reply.status == StatusCode::OK {
+                return n;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "still {} after 5s: {:?}",
+                reply.status,
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Polls the main listener until `key` gets `status`; returns how long that took.
@@ -362,8 +436,10 @@ async fn the_key_lifecycle_over_http_reaches_the_gateway() {
         TOKEN,
         &key,
         &successor,
-        key.rsplit('_').next().unwrap(),
-        successor.rsplit('_').next().unwrap(),
+        // The secret part: everything after `<prefix>_<id>_` (it may itself contain `_`, so
+        // the last `_`-separated piece could be a two-letter string found anywhere).
+        key.splitn(3, '_').nth(2).unwrap(),
+        successor.splitn(3, '_').nth(2).unwrap(),
     ] {
         assert!(
             !lines.iter().any(|l| l.contains(secret)),
@@ -413,5 +489,130 @@ async fn a_production_policy_with_a_short_admin_token_refuses_to_start() {
     );
     assert!(!stdout.contains("listening on"), "{stdout}");
     // Nothing was opened either: the token is checked first.
+    assert!(!dir.path().join("keys.db").exists());
+}
+
+#[tokio::test]
+async fn signed_keys_over_http_come_with_their_signing_secret_once() {
+    let kek = Kek::generate().unwrap();
+    let s = setup_with(Some(&kek)).await;
+
+    let created = s
+        .call(
+            "POST",
+            "/v1/keys",
+            "create-signed-1",
+            Some(json!({"tenant": "acme", "signed": true})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let created = created.json();
+    assert_eq!(created["signed"], true);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let secret = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("pcl_sig_"), "{secret}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The gateway opens the secret with the same KEK: a request signed with it passes, an
+    // unsigned one does not.
+    let n = s.until_signed(&key, &secret, 0).await;
+    assert_eq!(s.with_key(&key).await, StatusCode::UNAUTHORIZED);
+
+    // Read back: `signed`, never the secret.
+    for path in [format!("/v1/keys/{id}"), "/v1/keys".to_owned()] {
+        let reply = s.call("GET", &path, "read-1", None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        assert!(text.contains("\"signed\":true"), "{text}");
+        assert!(
+            !text.contains("signing_secret") && !text.contains(&secret),
+            "{text}"
+        );
+    }
+
+    // Rotation: a new signing secret for the successor, once; the old key keeps its own.
+    let rotated = s
+        .call(
+            "POST",
+            &format!("/v1/keys/{id}/rotate"),
+            "rotate-signed-1",
+            Some(json!({"grace": "1h"})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{:?}", rotated.body);
+    let rotated = rotated.json();
+    let successor = rotated["key"].as_str().unwrap().to_owned();
+    let new_secret = rotated["signing_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(rotated["signed"], true);
+    assert!(rotated["previous"].get("signing_secret").is_none());
+    let n = s.until_signed(&successor, &new_secret, n).await;
+    let reply = s.signed_with(&successor, &secret, n).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    let reply = s.signed_with(&key, &secret, n + 1).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let audit = s.call("GET", "/v1/audit", "audit-1", None).await.json();
+    assert_eq!(audit[0]["action"], "key.create");
+    assert_eq!(audit[0]["detail"], "tenant=acme signed");
+
+    // No signing secret in any log line.
+    let lines = s.gw.output();
+    for secret in [&secret, &new_secret] {
+        let body = &secret["pcl_sig_".len()..];
+        assert!(
+            !lines.iter().any(|l| l.contains(body)),
+            "a signing secret was logged: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_the_signing_table_signed_keys_are_refused() {
+    let s = setup().await;
+    let reply = s
+        .call(
+            "POST",
+            "/v1/keys",
+            "create-signed-2",
+            Some(json!({"tenant": "acme", "signed": true})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert_eq!(error_code(&reply), "invalid_request");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("[auth.api-keys.signing]"), "{message}");
+    assert_eq!(
+        s.call("GET", "/v1/keys", "list-2", None).await.json(),
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_kek_that_does_not_load_stops_the_admin_api_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let text = policy(&dir.path().join("keys.db"), &token_file, true);
+    let malformed = "not-a-key-encryption-key-0123456789";
+    for env in [vec![], vec![(KEK_ENV, malformed)]] {
+        let seen = GatewayProcess::try_start(
+            common::binary(),
+            &text,
+            Some("http://127.0.0.1:9"),
+            &[],
+            &env,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("started with {env:?}"));
+        let text = seen.join("\n");
+        assert!(text.contains("admin API"), "{text}");
+        assert!(text.contains("key-encryption-key"), "{text}");
+        assert!(!text.contains(malformed), "{text}");
+    }
+    // Nothing was opened: the KEK is loaded before the store.
     assert!(!dir.path().join("keys.db").exists());
 }

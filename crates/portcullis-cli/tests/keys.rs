@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use portcullis_store::{KeyId, KeyStore, RejectionKind, SqliteStore, VerifiedKey, VerifyError};
+use portcullis_store::{
+    Kek, KeyId, KeyStore, RejectionKind, SqliteStore, VerifiedKey, VerifyError,
+};
 use serde_json::Value;
 
 const PREFIX: &str = "acme";
+/// The variable the signing policies name for their key-encryption key; set per command.
+const KEK_ENV: &str = "PORTCULLIS_KEYS_TEST_KEK";
 
 /// A policy whose key store is a SQLite file in a directory of its own.
 struct Fixture {
@@ -32,6 +36,11 @@ impl Fixture {
                 db.display()
             )
         })
+    }
+
+    /// [`Fixture::new`]'s policy with `[auth.api-keys.signing]`, its KEK in [`KEK_ENV`].
+    fn signing() -> Self {
+        Self::with_policy(signing_policy)
     }
 
     fn with_policy(policy: impl FnOnce(&Path) -> String) -> Self {
@@ -58,6 +67,35 @@ impl Fixture {
 
     fn run(&self, args: &[&str]) -> Out {
         Out::of(self.command(args))
+    }
+
+    /// Runs a command with `kek` (hex) in [`KEK_ENV`].
+    fn run_with_kek(&self, kek: &Kek, args: &[&str]) -> Out {
+        let mut cmd = self.command(args);
+        cmd.env(KEK_ENV, kek.to_hex().as_str());
+        Out::of(cmd)
+    }
+
+    /// Runs a command with `kek` that must succeed.
+    fn ok_with_kek(&self, kek: &Kek, args: &[&str]) -> Out {
+        let out = self.run_with_kek(kek, args);
+        assert_eq!(out.code, 0, "keys {args:?}: {}", out.stderr);
+        out
+    }
+
+    /// The stored signing secret of key `id`, opened with `kek`; `None` if the key does not sign.
+    fn signing_secret(&self, kek: &Kek, id: &str) -> Option<String> {
+        let db = self.db();
+        let id: KeyId = id.parse().unwrap();
+        let record = block_on(async {
+            let store = SqliteStore::open(&db).await.unwrap();
+            let record = store.get(&id).await.unwrap().unwrap();
+            store.close().await;
+            record
+        });
+        record
+            .signing_secret
+            .map(|sealed| kek.open(&id, &sealed).unwrap().expose_secret().to_owned())
     }
 
     /// Runs a command that must succeed.
@@ -106,6 +144,19 @@ impl Fixture {
     }
 }
 
+fn signing_policy(db: &Path) -> String {
+    format!(
+        "environment = \"test\"\n\
+         [auth.api-keys]\n\
+         prefix = \"{PREFIX}\"\n\
+         store = \"sqlite:{}\"\n\
+         rotation-grace = \"2h\"\n\
+         [auth.api-keys.signing]\n\
+         key-encryption-key = {{ env = \"{KEK_ENV}\" }}\n",
+        db.display()
+    )
+}
+
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -139,6 +190,11 @@ impl Out {
     /// Asserts that neither stream contains `secret`.
     fn hides(&self, secret: &str) {
         assert!(!self.stdout.contains(secret), "secret on stdout: {self:?}");
+        self.hides_on_stderr(secret);
+    }
+
+    /// Asserts that stderr, which often ends up in logs, does not contain `secret`.
+    fn hides_on_stderr(&self, secret: &str) {
         assert!(!self.stderr.contains(secret), "secret on stderr: {self:?}");
     }
 }
@@ -220,6 +276,7 @@ fn create_prints_a_well_formed_key_once_on_stdout_only() {
         "TENANT",
         "SUBJECT",
         "SCOPES",
+        "SIGNED",
         "STATE",
         "CREATED",
         "EXPIRES",
@@ -227,6 +284,7 @@ fn create_prints_a_well_formed_key_once_on_stdout_only() {
     ] {
         assert!(lines[0].contains(column), "{}", lines[0]);
     }
+    assert!(!out.stdout.contains("signing secret"), "{}", out.stdout);
     assert!(lines[1].starts_with(id), "{}", lines[1]);
     assert_eq!(lines[0].find("TENANT"), lines[1].find("tenant-a"));
     assert_eq!(
@@ -234,6 +292,7 @@ fn create_prints_a_well_formed_key_once_on_stdout_only() {
         lines[1].find("orders:read,orders:write")
     );
     assert_eq!(lines[0].find("STATE"), lines[1].find("active"));
+    assert_eq!(lines[0].find("SIGNED"), lines[1].find("no "));
 
     let verified = f.verify(key).unwrap();
     assert_eq!(verified.id.as_str(), id);
@@ -277,12 +336,14 @@ fn create_json_has_stable_fields_and_the_key() {
             "rotated_from",
             "rotated_to",
             "scopes",
+            "signed",
             "state",
             "subject",
             "tenant",
             "tenant_suspended",
         ]
     );
+    assert_eq!(record["signed"], false);
     let key = record["key"].as_str().unwrap().to_owned();
     let (id, secret) = split_key(&key);
     assert!(!out.stderr.contains(secret));
@@ -717,6 +778,323 @@ fn the_store_url_is_never_printed() {
         out.stderr.contains("`PORTCULLIS_KEYS_TEST_DB` is not set"),
         "{}",
         out.stderr
+    );
+}
+
+/// The signing secret's line in table output: `<prefix>_sig_<43 base64url>`.
+fn signing_secret_lines(stdout: &str) -> Vec<&str> {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{PREFIX}_sig_")))
+        .collect();
+    for line in &lines {
+        let body = &line[PREFIX.len() + "_sig_".len()..];
+        assert_eq!(body.len(), 43, "{line}");
+        assert!(
+            body.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{line}"
+        );
+    }
+    lines
+}
+
+/// The API key's line in table output (not the signing secret's, which shares the prefix).
+fn key_line(stdout: &str) -> &str {
+    let keys: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!("{PREFIX}_")) && !l.starts_with(&format!("{PREFIX}_sig_"))
+        })
+        .collect();
+    assert_eq!(keys.len(), 1, "{stdout}");
+    keys[0]
+}
+
+#[test]
+fn create_signed_prints_a_key_and_its_signing_secret_once() {
+    let f = Fixture::signing();
+    let kek = Kek::generate().unwrap();
+    let out = f.ok_with_kek(&kek, &["create", "--tenant", "tenant-a", "--signed"]);
+    assert!(
+        out.stdout
+            .contains("Store this key now: it is not shown again."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Store this signing secret now: it is not shown again."),
+        "{}",
+        out.stdout
+    );
+    let key = key_line(&out.stdout);
+    let (id, key_secret) = split_key(key);
+    let secrets = signing_secret_lines(&out.stdout);
+    assert_eq!(secrets.len(), 1, "{}", out.stdout);
+    let secret = secrets[0];
+    assert_eq!(out.stdout.matches(secret).count(), 1, "{}", out.stdout);
+    out.hides_on_stderr(secret);
+    out.hides_on_stderr(key_secret);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0].find("SIGNED"), lines[1].find("yes"));
+
+    // The gateway's view: the key verifies, and its stored secret opens to the printed one.
+    let verified = f.verify(key).unwrap();
+    assert_eq!(verified.id.as_str(), id);
+    assert!(verified.signing_secret.is_some());
+    assert_eq!(f.signing_secret(&kek, id).as_deref(), Some(secret));
+    // Sealed under the KEK the command was given: another does not open it.
+    let other = Kek::generate().unwrap();
+    let sealed = verified.signing_secret.unwrap();
+    assert!(other.open(&id.parse().unwrap(), &sealed).is_err());
+
+    // `--json`: the secret in `signing_secret`.
+    let json = f
+        .ok_with_kek(
+            &kek,
+            &["create", "--tenant", "tenant-a", "--signed", "--json"],
+        )
+        .json();
+    assert_eq!(json["signed"], true);
+    let secret = json["signing_secret"].as_str().unwrap();
+    assert!(secret.starts_with(&format!("{PREFIX}_sig_")), "{secret}");
+    assert_eq!(
+        f.signing_secret(&kek, json["id"].as_str().unwrap())
+            .as_deref(),
+        Some(secret)
+    );
+}
+
+#[test]
+fn signed_keys_are_listed_as_signed_without_their_secret() {
+    let f = Fixture::signing();
+    let kek = Kek::generate().unwrap();
+    let created = f
+        .ok_with_kek(
+            &kek,
+            &["create", "--tenant", "tenant-a", "--signed", "--json"],
+        )
+        .json();
+    let id = created["id"].as_str().unwrap();
+    let secret = created["signing_secret"].as_str().unwrap();
+    let body = &secret[PREFIX.len() + "_sig_".len()..];
+    let (plain, _) = f.create(&["--tenant", "tenant-a"]);
+    assert_eq!(plain["signed"], false);
+    assert!(plain.get("signing_secret").is_none(), "{plain}");
+
+    // Reading needs no KEK.
+    let shown = f.ok(&["show", id, "--json"]);
+    let listed = f.ok(&["list", "--json"]);
+    let table = f.ok(&["list"]);
+    let show_table = f.ok(&["show", id]);
+    let audit = f.ok(&["audit", "--json"]);
+    for out in [&shown, &listed, &table, &show_table, &audit] {
+        out.hides(secret);
+        out.hides(body);
+        assert!(!out.stdout.contains("signing_secret"), "{}", out.stdout);
+    }
+    let shown = shown.json();
+    assert_eq!(shown["signed"], true);
+    let mut expected = created.clone();
+    let object = expected.as_object_mut().unwrap();
+    object.remove("key");
+    object.remove("signing_secret");
+    assert_eq!(shown, expected);
+    let listed = listed.json();
+    assert_eq!(listed[0]["signed"], true);
+    assert_eq!(listed[1]["signed"], false);
+    assert!(
+        show_table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("signed") && l.ends_with("yes")),
+        "{}",
+        show_table.stdout
+    );
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(rows[0].find("SIGNED"), rows[1].find("yes"));
+    assert_eq!(rows[0].find("SIGNED"), rows[2].find("no "));
+
+    // The audit record says that the key signs.
+    let audit = audit.json();
+    assert_eq!(audit[0]["detail"], "tenant=tenant-a signed");
+    assert_eq!(audit[1]["detail"], "tenant=tenant-a");
+}
+
+#[test]
+fn rotating_a_signed_key_prints_a_new_signing_secret() {
+    let f = Fixture::signing();
+    let kek = Kek::generate().unwrap();
+    let created = f
+        .ok_with_kek(
+            &kek,
+            &["create", "--tenant", "tenant-a", "--signed", "--json"],
+        )
+        .json();
+    let id = created["id"].as_str().unwrap();
+    let old_secret = created["signing_secret"].as_str().unwrap();
+
+    // Table output.
+    let out = f.ok_with_kek(&kek, &["rotate", id]);
+    assert!(
+        out.stdout
+            .contains("Store this signing secret now: it is not shown again."),
+        "{}",
+        out.stdout
+    );
+    let (new_id, _) = split_key(key_line(&out.stdout));
+    let secrets = signing_secret_lines(&out.stdout);
+    assert_eq!(secrets.len(), 1, "{}", out.stdout);
+    assert_ne!(secrets[0], old_secret);
+    out.hides(old_secret);
+    out.hides_on_stderr(secrets[0]);
+    assert_eq!(f.signing_secret(&kek, new_id).as_deref(), Some(secrets[0]));
+    // The old key keeps its own secret through the grace period.
+    assert_eq!(f.signing_secret(&kek, id).as_deref(), Some(old_secret));
+
+    // JSON output.
+    let rotated = f
+        .ok_with_kek(&kek, &["rotate", new_id, "--grace", "10m", "--json"])
+        .json();
+    let newest = rotated["signing_secret"].as_str().unwrap();
+    assert_ne!(newest, secrets[0]);
+    assert_eq!(rotated["signed"], true);
+    assert_eq!(rotated["previous"]["signed"], true);
+    assert!(rotated["previous"].get("signing_secret").is_none());
+    assert_eq!(
+        f.signing_secret(&kek, rotated["id"].as_str().unwrap())
+            .as_deref(),
+        Some(newest)
+    );
+
+    // A plain key's successor does not sign.
+    let (plain, _) = f.create(&["--tenant", "tenant-a"]);
+    let rotated = f
+        .ok_with_kek(&kek, &["rotate", plain["id"].as_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(rotated["signed"], false);
+    assert!(rotated.get("signing_secret").is_none(), "{rotated}");
+}
+
+#[test]
+fn signing_keys_need_the_signing_table_and_its_kek() {
+    // No `[auth.api-keys.signing]`: refused before the store is opened.
+    let f = Fixture::new();
+    let out = f.run(&["create", "--tenant", "tenant-a", "--signed"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("[auth.api-keys.signing]") && out.stderr.contains("key-encryption-key"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains(&format!("{PREFIX}_")), "{out:?}");
+    assert!(!f.db().exists());
+
+    // The table, but its variable unset or malformed: the load error, and nothing made.
+    let f = Fixture::signing();
+    let mut cmd = f.command(&["create", "--tenant", "tenant-a", "--signed"]);
+    cmd.env_remove(KEK_ENV);
+    let out = Out::of(cmd);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("key-encryption-key"), "{}", out.stderr);
+    assert!(out.stderr.contains(KEK_ENV), "{}", out.stderr);
+    assert!(!f.db().exists());
+    let malformed = "not-a-key-encryption-key-0123456789";
+    let mut cmd = f.command(&["create", "--tenant", "tenant-a", "--signed"]);
+    cmd.env(KEK_ENV, malformed);
+    let out = Out::of(cmd);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("64 hex digits"), "{}", out.stderr);
+    out.hides(malformed);
+    assert!(!f.db().exists());
+
+    // With the table, `rotate` loads the KEK too.
+    let kek = Kek::generate().unwrap();
+    let created = f
+        .ok_with_kek(
+            &kek,
+            &["create", "--tenant", "tenant-a", "--signed", "--json"],
+        )
+        .json();
+    let id = created["id"].as_str().unwrap();
+    let mut cmd = f.command(&["rotate", id]);
+    cmd.env_remove(KEK_ENV);
+    let out = Out::of(cmd);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(KEK_ENV), "{}", out.stderr);
+
+    // The same store under a policy without the table: a signing key cannot be rotated, and
+    // the message names the table; a plain key can.
+    std::fs::write(
+        &f.policy,
+        format!(
+            "environment = \"test\"\n\
+             [auth.api-keys]\n\
+             prefix = \"{PREFIX}\"\n\
+             store = \"sqlite:{}\"\n",
+            f.db().display()
+        ),
+    )
+    .unwrap();
+    let out = f.run(&["rotate", id]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("[auth.api-keys.signing]") && out.stderr.contains(id),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("invalid kek"), "{}", out.stderr);
+    assert!(!out.stdout.contains(&format!("{PREFIX}_")), "{out:?}");
+    assert_eq!(f.ok(&["show", id, "--json"]).json()["state"], "active");
+    let (plain, _) = f.create(&["--tenant", "tenant-a"]);
+    f.ok(&["rotate", plain["id"].as_str().unwrap()]);
+}
+
+#[test]
+fn kek_prints_a_fresh_key_encryption_key() {
+    // No `[auth.api-keys]` needed, and no store is opened.
+    let f = Fixture::with_policy(|_| "environment = \"test\"\n".to_owned());
+    let out = f.ok(&["kek"]);
+    let hex = out.stdout.strip_suffix('\n').unwrap();
+    assert_eq!(hex.len(), 64, "{}", out.stdout);
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
+    let kek = Kek::from_encoded(hex).unwrap();
+    assert_eq!(kek.to_hex().as_str(), hex);
+    out.hides_on_stderr(hex);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("key-encryption-key = { env = "),
+        "{}",
+        out.stderr
+    );
+    assert!(!f.db().exists());
+    // Fresh every time.
+    let again = f.ok(&["kek"]);
+    assert_ne!(again.stdout, out.stdout);
+
+    // With the table, the hint names its variable; the KEK need not be set to make one.
+    let f = Fixture::signing();
+    let mut cmd = f.command(&["kek"]);
+    cmd.env_remove(KEK_ENV);
+    let out = Out::of(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(KEK_ENV), "{}", out.stderr);
+    let hex = out.stdout.trim_end();
+    assert!(Kek::from_encoded(hex).is_ok(), "{hex}");
+    // The key it prints is one the CLI then accepts.
+    let kek = Kek::from_encoded(hex).unwrap();
+    let created = f
+        .ok_with_kek(
+            &kek,
+            &["create", "--tenant", "tenant-a", "--signed", "--json"],
+        )
+        .json();
+    let secret = created["signing_secret"].as_str().unwrap();
+    assert_eq!(
+        f.signing_secret(&kek, created["id"].as_str().unwrap())
+            .as_deref(),
+        Some(secret)
     );
 }
 

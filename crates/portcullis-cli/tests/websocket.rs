@@ -309,3 +309,58 @@ async fn read_head(stream: &mut TcpStream) -> String {
     }
     String::from_utf8(head).unwrap()
 }
+
+/// Seed 002's realtime hub: the handshake carries its JWT in `?token=` (a browser cannot set
+/// headers on it); the gateway verifies it and the upstream never sees it.
+#[tokio::test]
+async fn a_websocket_route_takes_its_jwt_in_the_query() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-ws";
+    let policy = format!(
+        "environment = \"development\"\n\
+         [auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = {{ env = \"WS_JWT_SECRET\" }}\n\
+         [cors.app]\norigins = {{ development = [\"{APP}\"] }}\nmethods = [\"GET\"]\n\
+         [[route]]\nname = \"socket\"\npaths = [\"/ws/*\"]\ncors = \"app\"\nwebsocket = true\n\
+         [route.auth]\nquery-token = \"token\"\n"
+    );
+    let upstream = WsUpstream::start().await;
+    let gw = GatewayProcess::try_start(
+        common::binary(),
+        &policy,
+        Some(&upstream.url()),
+        &[],
+        &[("WS_JWT_SECRET", SECRET)],
+    )
+    .unwrap_or_else(|seen| panic!("the gateway did not start:\n{}", seen.join("\n")));
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({
+            "sub": "viewer-1", "tenant": "acme", "role": "registered",
+            "exp": jsonwebtoken::get_current_timestamp() + 600,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+
+    let mut ws = WsClient::connect(gw.addr, &format!("/ws/room?id=7&token={token}"), Some(APP))
+        .await
+        .unwrap();
+    assert_eq!(ws.response.status(), 101);
+    assert_eq!(ws.recv_text().await, "hello");
+    let seen = upstream.last();
+    assert_eq!(
+        seen.target, "/ws/room?id=7",
+        "the token reached the upstream"
+    );
+    assert_eq!(seen.header("x-portcullis-subject"), Some("viewer-1"));
+    assert_eq!(seen.header("x-portcullis-tenant"), Some("acme"));
+
+    // No token, or a forged one: refused before the upstream.
+    let before = upstream.handshakes().len();
+    for path in ["/ws/room".to_owned(), format!("/ws/room?token={token}x")] {
+        let err = WsClient::connect(gw.addr, &path, Some(APP)).await.err();
+        assert!(err.is_some(), "{path} upgraded");
+    }
+    assert_eq!(upstream.handshakes().len(), before);
+    // The token was never logged.
+    assert!(gw.output().iter().all(|line| !line.contains(&token)));
+}

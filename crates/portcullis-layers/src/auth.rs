@@ -17,6 +17,17 @@
 //! - Missing scopes: `403` `insufficient_scope`; a guest where the route requires a registered
 //!   caller: `403` `registration_required`.
 //!
+//! Signed requests: an API key may come with a signing secret ([`VerifiedApiKey`]); such a key
+//! must sign every request it sends, on every route that reads API keys. A route that accepts
+//! API keys *only* on signed requests ([`RouteRequirement::signed_only`], the policy's
+//! `credentials = ["signed-key"]` without `"api-key"`) refuses a key that cannot sign: `401`
+//! `signature_required`. When a request must be signed, this layer inserts
+//! [`SignatureRequired`] carrying the secret, and the
+//! [`SignatureLayer`](crate::signature::SignatureLayer), which must sit directly inside this
+//! one, verifies the signature before anything else sees the request (see
+//! [`signature`](crate::signature) for the scheme). The tenant and scope checks here run
+//! before the signature is checked: they answer only a caller that holds a valid key.
+//!
 //! Credentials: an API key in `X-API-Key`, or `Authorization: Bearer <token>`. A Bearer token
 //! that starts with the API keys' prefix (`pcl_`) is an API key; any other Bearer token is a JWT
 //! when the route accepts JWTs, and is not read at all otherwise (so a route that takes only API
@@ -38,7 +49,9 @@ use tower::{Layer, Service};
 
 use crate::jwt::JwtVerifier;
 use crate::matched_route::MatchedRoute;
+use crate::query_token;
 use crate::rejection::Rejection;
+use crate::signature::{SignatureRequired, SigningSecret};
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,12 +117,37 @@ impl fmt::Display for AuthFailure {
     }
 }
 
+/// A verified API key: who it identifies and, for a key that signs its requests, the secret
+/// its signatures are checked with.
+#[derive(Debug, Clone)]
+pub struct VerifiedApiKey {
+    pub identity: Identity,
+    /// `Some`: every request sent with this key must be signed with this secret.
+    pub signing_secret: Option<SigningSecret>,
+}
+
+impl VerifiedApiKey {
+    /// A key that does not sign.
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            signing_secret: None,
+        }
+    }
+
+    /// A key whose requests must be signed with `secret`.
+    pub fn with_signing_secret(mut self, secret: SigningSecret) -> Self {
+        self.signing_secret = Some(secret);
+        self
+    }
+}
+
 /// The future an [`ApiKeyVerifier`] returns.
 pub type VerifyFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Identity, AuthFailure>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<VerifiedApiKey, AuthFailure>> + Send + 'a>>;
 
 /// Checks a presented API key. Implementations compare secrets in constant time and never log
-/// the presented value.
+/// the presented value (nor the signing secret they return).
 pub trait ApiKeyVerifier: Send + Sync + fmt::Debug + 'static {
     fn verify<'a>(&'a self, presented: &'a str) -> VerifyFuture<'a>;
 }
@@ -130,6 +168,14 @@ pub struct RouteRequirement {
     pub jwt: bool,
     pub scopes: Vec<String>,
     pub require_registered: bool,
+    /// API keys are read, but accepted only on signed requests: a key without a signing secret
+    /// is refused (`signature_required`). The policy's `signed-key` credential without
+    /// `api-key`. (Keys that have a signing secret sign on every route anyway.) With `api_key`
+    /// also set, this one wins.
+    pub signed_only: bool,
+    /// On a WebSocket route: the query parameter that may carry a JWT on the handshake
+    /// ([`crate::query_token`]). Read only when `jwt` is set and the request is an upgrade.
+    pub query_token: Option<String>,
 }
 
 impl RouteRequirement {
@@ -141,7 +187,14 @@ impl RouteRequirement {
             jwt: false,
             scopes: Vec::new(),
             require_registered: false,
+            signed_only: false,
+            query_token: None,
         }
+    }
+
+    /// Whether API keys are read on this route (signed or not).
+    pub fn reads_api_keys(&self) -> bool {
+        self.api_key || self.signed_only
     }
 }
 
@@ -327,9 +380,24 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let presented = match presented(&config, &requirement, req.headers()) {
+            let query_token = requirement
+                .query_token
+                .as_deref()
+                .filter(|_| requirement.jwt && query_token::is_websocket_upgrade(&req));
+            let from_headers = presented(&config, &requirement, req.headers());
+            let from_query = query_token.map_or(0, |name| query_token::count(req.uri(), name));
+            let presented = match (from_headers, from_query, query_token) {
+                (p, 0, _) | (p, _, None) => p,
+                // The token twice, or a header credential too: which one would an upstream
+                // believe?
+                (Presented::None, 1, Some(name)) => {
+                    query_token::find(req.uri(), name).map_or(Presented::Unusable, Presented::Jwt)
+                }
+                _ => Presented::Ambiguous,
+            };
+            let presented = match presented {
                 Presented::None if requirement.mode == AuthMode::Required => {
-                    let message = match (requirement.api_key, requirement.jwt) {
+                    let message = match (requirement.reads_api_keys(), requirement.jwt) {
                         (true, true) => "this endpoint requires an API key or a bearer token",
                         (false, true) => "this endpoint requires a bearer token",
                         _ => "this endpoint requires an API key",
@@ -361,15 +429,20 @@ where
             let Some(credential) = presented else {
                 return inner.call(req).await;
             };
+            let by_api_key = matches!(credential, Credential::ApiKey(_));
             let verified = match &credential {
                 Credential::ApiKey(key) => match config.verifier.as_ref() {
-                    Some(verifier) => verifier.verify(key).await,
+                    Some(verifier) => verifier
+                        .verify(key)
+                        .await
+                        .map(|k| (k.identity, k.signing_secret)),
                     None => Err(AuthFailure::Rejected(
                         "no API key store is configured".to_owned(),
                     )),
                 },
+                // A JWT never signs: signing secrets belong to API keys.
                 Credential::Jwt(token) => match config.jwt.as_ref() {
-                    Some(verifier) => verifier.verify(token),
+                    Some(verifier) => verifier.verify(token).map(|identity| (identity, None)),
                     None => Err(AuthFailure::Rejected(
                         "no JWT verifier is configured".to_owned(),
                     )),
@@ -377,8 +450,8 @@ where
             };
             // The copy is not needed past its check.
             drop(credential);
-            let identity = match verified {
-                Ok(identity) => identity,
+            let (identity, signing_secret) = match verified {
+                Ok(verified) => verified,
                 Err(AuthFailure::Rejected(reason)) => {
                     tracing::info!(target: "portcullis::auth", %reason, "credential refused");
                     return Ok(unauthorized(
@@ -398,6 +471,24 @@ where
                     .into_response());
                 }
             };
+            let signature = match signing_secret {
+                Some(secret) if by_api_key => Some(SignatureRequired::new(secret)),
+                _ if by_api_key && requirement.signed_only => {
+                    tracing::info!(
+                        target: "portcullis::auth",
+                        tenant = %identity.tenant,
+                        key_id = %identity.key_id,
+                        code = "signature_required",
+                        "key without a signing secret on a signed-only route"
+                    );
+                    return Ok(unauthorized(
+                        "signature_required",
+                        "this endpoint requires a signed request",
+                        "the API key has no signing secret".to_owned(),
+                    ));
+                }
+                _ => None,
+            };
             if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
                 tracing::info!(
                     target: "portcullis::auth",
@@ -411,8 +502,16 @@ where
             // The upstream gets the verified identity, not the secret: a key or token that
             // never leaves the gateway cannot leak from an upstream's logs or be replayed by it.
             remove_credential(&config, &requirement, req.headers_mut());
+            if let Some(name) = query_token
+                && let Some(uri) = query_token::without(req.uri(), name)
+            {
+                *req.uri_mut() = uri;
+            }
             config.identity_headers.set(req.headers_mut(), &identity);
             req.extensions_mut().insert(identity);
+            if let Some(signature) = signature {
+                req.extensions_mut().insert(signature);
+            }
             inner.call(req).await
         })
     }
@@ -482,7 +581,7 @@ fn presented<'a>(
     }
     match (count, found) {
         (0, _) => Presented::None,
-        (1, Some(Presented::ApiKey(key))) if requirement.api_key => Presented::ApiKey(key),
+        (1, Some(Presented::ApiKey(key))) if requirement.reads_api_keys() => Presented::ApiKey(key),
         (1, Some(Presented::Jwt(token))) => Presented::Jwt(token),
         (1, _) => Presented::Unusable,
         _ => Presented::Ambiguous,
@@ -544,7 +643,8 @@ fn authorize(
     Ok(())
 }
 
-fn unauthorized<B: Default>(
+/// A 401 with `WWW-Authenticate`, so clients know to (re)authenticate.
+pub(crate) fn unauthorized<B: Default>(
     code: &'static str,
     message: &'static str,
     detail: String,
@@ -586,7 +686,11 @@ mod tests {
         .unwrap()
     }
 
-    /// Accepts exactly `KEY` (tenant `acme`, scope `read`) and a guest key.
+    /// A key that signs its requests, with this secret.
+    const SIGNING_KEY: &str = "pcl_bbbbbbbbbbbbbbbb_secret";
+    const SIGNING_SECRET: &[u8] = b"acme_sig_Q2xpZW50U2VjcmV0";
+
+    /// Accepts exactly `KEY` (tenant `acme`, scope `read`), a guest key, and `SIGNING_KEY`.
     #[derive(Debug)]
     struct OneKey;
 
@@ -594,17 +698,22 @@ mod tests {
         fn verify<'a>(&'a self, presented: &'a str) -> VerifyFuture<'a> {
             Box::pin(async move {
                 let role = match presented {
-                    KEY => Role::Registered,
+                    KEY | SIGNING_KEY => Role::Registered,
                     "pcl_guest" => Role::Guest,
                     _ => return Err(AuthFailure::Rejected("unknown key".into())),
                 };
-                Ok(Identity {
+                let verified = VerifiedApiKey::new(Identity {
                     tenant: "acme".into(),
                     subject: Some("ci-bot".into()),
                     key_id: "aaaaaaaaaaaaaaaa".into(),
                     role,
                     scopes: vec!["read".into()],
                     credential: CredentialKind::ApiKey,
+                });
+                Ok(if presented == SIGNING_KEY {
+                    verified.with_signing_secret(SigningSecret::new(SIGNING_SECRET.to_vec()))
+                } else {
+                    verified
                 })
             })
         }
@@ -617,12 +726,24 @@ mod tests {
             jwt: false,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             require_registered: registered,
+            signed_only: false,
+            query_token: None,
         }
     }
 
     /// Calls the layer with route 0 = `requirement`; returns the response and what the inner
     /// service saw (its request headers), if it was called.
     fn call(requirement: RouteRequirement, req: Request<()>) -> (Response<()>, Option<HeaderMap>) {
+        let (res, seen) = call_seeing_signature(requirement, req);
+        (res, seen.map(|(headers, _)| headers))
+    }
+
+    /// [`call`], also returning the signing secret the inner service was handed, if any.
+    #[allow(clippy::type_complexity)]
+    fn call_seeing_signature(
+        requirement: RouteRequirement,
+        req: Request<()>,
+    ) -> (Response<()>, Option<(HeaderMap, Option<Vec<u8>>)>) {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let record = seen.clone();
         let layer = AuthLayer::new(vec![requirement], Some(Arc::new(OneKey)), "pcl")
@@ -634,7 +755,11 @@ mod tests {
                     .unwrap(),
             )));
         let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
-            *record.lock().unwrap() = Some(req.headers().clone());
+            let signing = req
+                .extensions()
+                .get::<SignatureRequired>()
+                .map(|s| s.secret().expose().to_vec());
+            *record.lock().unwrap() = Some((req.headers().clone(), signing));
             async { Ok::<_, Infallible>(Response::new(())) }
         }));
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -695,6 +820,75 @@ mod tests {
         );
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(code(&res), Some("authentication_required"));
+    }
+
+    #[test]
+    fn query_tokens_on_websocket_handshakes_only() {
+        use tower::ServiceExt;
+        let requirement = RouteRequirement {
+            api_key: false,
+            jwt: true,
+            query_token: Some("token".into()),
+            ..requirement(AuthMode::Required, &[], false)
+        };
+        let run = |uri: String, upgrade: bool, authorization: Option<String>| {
+            let seen = Arc::new(std::sync::Mutex::new(None));
+            let record = seen.clone();
+            let layer = AuthLayer::new(vec![requirement.clone()], None, "pcl").jwt(Some(Arc::new(
+                JwtVerifier::builder(["HS256"])
+                    .key(crate::jwt::JwtKey::secret(JWT_SECRET).unwrap())
+                    .build()
+                    .unwrap(),
+            )));
+            let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+                *record.lock().unwrap() = Some(req.uri().to_string());
+                async { Ok::<_, Infallible>(Response::new(())) }
+            }));
+            let mut req = Request::get(uri);
+            if upgrade {
+                req = req
+                    .header("connection", "Upgrade")
+                    .header("upgrade", "websocket");
+            }
+            if let Some(a) = authorization {
+                req = req.header("authorization", a);
+            }
+            let res = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(svc.oneshot(req.body(()).unwrap()))
+                .unwrap();
+            let seen = seen.lock().unwrap().clone();
+            (res, seen)
+        };
+        let token = jwt(Some("registered"), JWT_SECRET);
+
+        // The handshake: accepted, and the upstream never sees the token.
+        let (res, seen) = run(format!("/ws?room=7&token={token}"), true, None);
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.as_deref(), Some("/ws?room=7"));
+
+        // Not a handshake: the query is not read.
+        let (res, seen) = run(format!("/ws?token={token}"), false, None);
+        assert_eq!(code(&res), Some("authentication_required"));
+        assert!(seen.is_none());
+        // A forged token is refused like any other.
+        let forged = jwt(Some("registered"), b"not the secret");
+        let (res, _) = run(format!("/ws?token={forged}"), true, None);
+        assert_eq!(code(&res), Some("invalid_credentials"));
+        // Twice, or with a header credential too: ambiguous.
+        let (res, _) = run(format!("/ws?token={token}&token={token}"), true, None);
+        assert_eq!(code(&res), Some("invalid_credentials"));
+        let (res, _) = run(
+            format!("/ws?token={token}"),
+            true,
+            Some(format!("Bearer {token}")),
+        );
+        assert_eq!(code(&res), Some("invalid_credentials"));
+        // The header alone still works on the handshake.
+        let (res, seen) = run("/ws".into(), true, Some(format!("Bearer {token}")));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.as_deref(), Some("/ws"));
     }
 
     #[test]
@@ -877,5 +1071,83 @@ mod tests {
                 assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
             }
         }
+    }
+
+    #[test]
+    fn signing_keys_and_signed_only_routes() {
+        let signed_only = |jwt: bool| RouteRequirement {
+            api_key: false,
+            signed_only: true,
+            query_token: None,
+            jwt,
+            ..requirement(AuthMode::Required, &[], false)
+        };
+        let token = format!("Bearer {}", jwt(Some("registered"), JWT_SECRET));
+        let signing_bearer = format!("Bearer {SIGNING_KEY}");
+
+        // A signed-only route: a key that cannot sign is refused, a signing key passes on to the
+        // signature layer with its secret.
+        let (res, seen) = call(signed_only(false), req(&[("x-api-key", KEY)]));
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(code(&res), Some("signature_required"));
+        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+        assert!(seen.is_none());
+        for headers in [
+            vec![("x-api-key", SIGNING_KEY)],
+            vec![("authorization", signing_bearer.as_str())],
+        ] {
+            let (res, seen) = call_seeing_signature(signed_only(false), req(&headers));
+            assert_eq!(res.status(), StatusCode::OK, "{headers:?}");
+            let (headers, signing) = seen.unwrap();
+            assert_eq!(signing.as_deref(), Some(SIGNING_SECRET));
+            assert_eq!(headers["x-portcullis-tenant"], "acme");
+            assert!(headers.get("x-api-key").is_none());
+            assert!(headers.get("authorization").is_none());
+        }
+        let (res, _) = call(signed_only(false), req(&[]));
+        assert_eq!(code(&res), Some("authentication_required"));
+        assert_eq!(
+            res.extensions().get::<Rejection>().unwrap().message(),
+            "this endpoint requires an API key"
+        );
+
+        // A JWT is not an API key: signed-only does not apply to it, and it never signs.
+        let (res, seen) =
+            call_seeing_signature(signed_only(true), req(&[("authorization", &token)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.unwrap().1, None);
+        let (res, _) = call(signed_only(false), req(&[("authorization", &token)]));
+        assert_eq!(code(&res), Some("authentication_required"));
+
+        // A route that takes plain API keys: a signing key must still sign, others need not.
+        let plain = || requirement(AuthMode::Required, &[], false);
+        let (res, seen) = call_seeing_signature(plain(), req(&[("x-api-key", SIGNING_KEY)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.unwrap().1.as_deref(), Some(SIGNING_SECRET));
+        let (res, seen) = call_seeing_signature(plain(), req(&[("x-api-key", KEY)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.unwrap().1, None);
+
+        // Optional routes too; a route that reads no credential never asks for a signature.
+        let (res, seen) = call_seeing_signature(
+            requirement(AuthMode::Optional, &[], false),
+            req(&[("x-api-key", SIGNING_KEY)]),
+        );
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.unwrap().1.as_deref(), Some(SIGNING_SECRET));
+        let (res, seen) =
+            call_seeing_signature(RouteRequirement::none(), req(&[("x-api-key", SIGNING_KEY)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(seen.unwrap().1, None);
+
+        // The route's other checks still apply to a signing key.
+        let (res, _) = call(
+            RouteRequirement {
+                scopes: vec!["write".into()],
+                ..signed_only(false)
+            },
+            req(&[("x-api-key", SIGNING_KEY)]),
+        );
+        assert_eq!(code(&res), Some("insufficient_scope"));
     }
 }

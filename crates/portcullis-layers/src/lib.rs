@@ -20,11 +20,14 @@ pub mod framing;
 pub mod jwt;
 pub mod matched_route;
 pub mod origin;
+mod original_target;
+pub mod query_token;
 pub mod rejection;
 pub mod response_posture;
+pub mod signature;
 
 pub use access_log::AccessLogLayer;
-pub use auth::{AuthLayer, Identity};
+pub use auth::{AuthLayer, Identity, VerifiedApiKey};
 pub use cookies::{CookiePolicyLayer, CookieRule, CookieRules, SameSite};
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
 pub use cors::{CorsLayer, CorsPolicy};
@@ -33,5 +36,9 @@ pub use either_future::EitherFuture;
 pub use framing::{FramingLayer, WireFraming};
 pub use jwt::{JwtKey, JwtVerifier};
 pub use matched_route::MatchedRoute;
+pub use original_target::OriginalTarget;
 pub use rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
 pub use response_posture::{ResponsePostureLayer, RoutePosture};
+pub use signature::{
+    ReplayCheck, SignatureLayer, SignatureRequired, SignatureVerified, SigningSecret,
+};

@@ -13,6 +13,7 @@ use crate::compile::Cx;
 use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
 use crate::raw::{RawAuth, RawJwt, RawRouteAuth, RawSecret};
+use crate::signing::SigningSettings;
 
 /// A kind of credential a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +22,10 @@ pub enum Credential {
     ApiKey,
     /// A JWT bearer token (`Authorization: Bearer`), verified with `[auth.jwt]`.
     Jwt,
+    /// A tenant API key whose request is signed (`[auth.api-keys.signing]`). A route that lists
+    /// it without `api-key` refuses unsigned requests; keys that have a signing secret sign on
+    /// every route anyway.
+    SignedKey,
 }
 
 impl Credential {
@@ -28,6 +33,7 @@ impl Credential {
         match self {
             Credential::ApiKey => "api-key",
             Credential::Jwt => "jwt",
+            Credential::SignedKey => "signed-key",
         }
     }
 }
@@ -61,6 +67,9 @@ pub struct RouteAuth {
     pub scopes: Vec<String>,
     /// Guest identities are refused with 403 (seed 002's write routes).
     pub require_registered: bool,
+    /// On a WebSocket route: the query parameter that may carry a JWT on the upgrade request
+    /// (`?token=...`), since a browser cannot set headers on a WebSocket handshake.
+    pub query_token: Option<String>,
 }
 
 impl RouteAuth {
@@ -70,6 +79,7 @@ impl RouteAuth {
             credentials: Vec::new(),
             scopes: Vec::new(),
             require_registered: false,
+            query_token: None,
         }
     }
 }
@@ -128,6 +138,9 @@ pub struct ApiKeySettings {
     pub rotation_grace: Duration,
     /// How long a key lookup is cached; revocation takes at most this long to be seen.
     pub cache_ttl: Duration,
+    /// `[auth.api-keys.signing]`: without it, keys cannot sign and a key that has a signing
+    /// secret cannot be used.
+    pub signing: Option<SigningSettings>,
 }
 
 /// A JWT signature algorithm (RFC 7518 names). `none` is not one: an unsigned token is never
@@ -334,13 +347,13 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
                 Duration::from_secs(24 * 3600),
             ),
             cache_ttl,
+            signing: k
+                .signing
+                .map(|raw| crate::signing::build(cx, &at.key("signing"), raw)),
         }
     });
     let jwt = raw.jwt.map(|j| build_jwt(cx, &path.key("jwt"), j));
-    let configured = Configured {
-        api_keys: api_keys.is_some(),
-        jwt: jwt.is_some(),
-    };
+    let configured = Configured::of(api_keys.as_ref(), jwt.is_some());
     let credentials = match raw.credentials {
         None if configured.api_keys || configured.jwt => {
             let mut list = Vec::new();
@@ -412,7 +425,18 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
 #[derive(Debug, Clone, Copy)]
 struct Configured {
     api_keys: bool,
+    signing: bool,
     jwt: bool,
+}
+
+impl Configured {
+    fn of(api_keys: Option<&ApiKeySettings>, jwt: bool) -> Self {
+        Self {
+            api_keys: api_keys.is_some(),
+            signing: api_keys.is_some_and(|k| k.signing.is_some()),
+            jwt,
+        }
+    }
 }
 
 fn credential_list(
@@ -426,25 +450,25 @@ fn credential_list(
         let credential = match name.as_str() {
             "api-key" => Credential::ApiKey,
             "jwt" => Credential::Jwt,
-            "signed-key" => {
-                cx.error(
-                    at.index(i),
-                    format!(
-                        "`{name}` credentials are not implemented yet; \"api-key\" and \"jwt\" are"
-                    ),
-                );
-                continue;
-            }
+            "signed-key" => Credential::SignedKey,
             other => {
                 cx.error(
                     at.index(i),
-                    format!("unknown credential `{other}`: expected \"api-key\" or \"jwt\""),
+                    format!(
+                        "unknown credential `{other}`: expected \"api-key\", \"signed-key\" or \"jwt\""
+                    ),
                 );
                 continue;
             }
         };
         if credential == Credential::ApiKey && !configured.api_keys {
             cx.error(at.index(i), "`api-key` needs an `[auth.api-keys]` table");
+        }
+        if credential == Credential::SignedKey && !configured.signing {
+            cx.error(
+                at.index(i),
+                "`signed-key` needs an `[auth.api-keys.signing]` table",
+            );
         }
         if credential == Credential::Jwt && !configured.jwt {
             cx.error(at.index(i), "`jwt` needs an `[auth.jwt]` table");
@@ -750,7 +774,7 @@ fn non_empty_strings(cx: &mut Cx, at: &KeyPath, list: Vec<String>, what: &str) -
         .collect()
 }
 
-fn secret_ref(cx: &mut Cx, at: &KeyPath, raw: RawSecret) -> Option<SecretRef> {
+pub(crate) fn secret_ref(cx: &mut Cx, at: &KeyPath, raw: RawSecret) -> Option<SecretRef> {
     match raw {
         RawSecret::Literal(v) => Some(SecretRef::Literal(v)),
         RawSecret::Reference(r) => match (r.env, r.file) {
@@ -773,6 +797,7 @@ pub(crate) fn build_route(
     at: &KeyPath,
     raw: Option<RawRouteAuth>,
     auth: &AuthSettings,
+    websocket: bool,
 ) -> RouteAuth {
     let Some(raw) = raw else {
         return if auth.configured {
@@ -781,6 +806,7 @@ pub(crate) fn build_route(
                 credentials: auth.credentials.clone(),
                 scopes: Vec::new(),
                 require_registered: false,
+                query_token: None,
             }
         } else {
             RouteAuth::none()
@@ -811,10 +837,7 @@ pub(crate) fn build_route(
             cx,
             &at.key("credentials"),
             &list,
-            Configured {
-                api_keys: auth.api_keys.is_some(),
-                jwt: auth.jwt.is_some(),
-            },
+            Configured::of(auth.api_keys.as_ref(), auth.jwt.is_some()),
         ),
     };
     let scopes: Vec<String> = raw
@@ -840,12 +863,68 @@ pub(crate) fn build_route(
             "a route with `mode = \"none\"` cannot require scopes or a registered caller",
         );
     }
+    let query_token = raw.query_token.filter(|name| {
+        query_token_ok(
+            cx,
+            &at.key("query-token"),
+            name,
+            websocket,
+            &credentials,
+            mode,
+        )
+    });
     RouteAuth {
         mode,
         credentials,
         scopes,
         require_registered: raw.require_registered.unwrap_or(false),
+        query_token,
     }
+}
+
+/// `query-token`: only on WebSocket routes that read JWTs, and a plain parameter name. Anywhere
+/// else a token in the URL would end up in browser history, proxy logs and `Referer` headers
+/// for no reason: headers work there.
+fn query_token_ok(
+    cx: &mut Cx,
+    at: &KeyPath,
+    name: &str,
+    websocket: bool,
+    credentials: &[Credential],
+    mode: AuthMode,
+) -> bool {
+    let mut ok = true;
+    if !websocket {
+        cx.diags.push(
+            Diagnostic::error(
+                at.clone(),
+                "a token in the URL is only accepted on WebSocket routes",
+            )
+            .with_help(
+                "mark the route with `websocket = true`, or send the token in `Authorization`",
+            ),
+        );
+        ok = false;
+    }
+    if !credentials.contains(&Credential::Jwt) || mode == AuthMode::None {
+        cx.error(
+            at.clone(),
+            "a query token is a JWT: the route's credentials must include \"jwt\"",
+        );
+        ok = false;
+    }
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !name_ok {
+        cx.error(
+            at.clone(),
+            format!("`{name}` is not a query parameter name: 1 to 64 of A-Z a-z 0-9 _ - ."),
+        );
+        ok = false;
+    }
+    ok
 }
 
 #[cfg(test)]
@@ -1052,6 +1131,162 @@ secret = { file = "/run/secrets/globex" }
                     .iter()
                     .any(|(k, m, located)| k == key && m.contains(message) && *located),
                 "no located `{key}: {message}` for:\n{auth}\ngot {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn signing_defaults_and_overrides() {
+        let keys = "[auth.api-keys]\nstore = \"sqlite:k.db\"\n";
+        let auth = compile(&format!(
+            "{keys}[auth.api-keys.signing]\nkey-encryption-key = {{ env = \"KEK\" }}\n"
+        ))
+        .unwrap();
+        let signing = auth.api_keys.unwrap().signing.unwrap();
+        assert_eq!(signing.timestamp_header, "x-portcullis-timestamp");
+        assert_eq!(signing.signature_header, "x-portcullis-signature");
+        assert_eq!(signing.max_skew, Duration::from_secs(300));
+        assert_eq!(signing.max_body, 1 << 20);
+        assert_eq!(signing.replay, crate::signing::ReplayStore::Memory);
+        assert_eq!(signing.key_encryption_key, SecretRef::Env("KEK".to_owned()));
+        assert_eq!(auth.credentials, [Credential::ApiKey]);
+
+        let auth = compile(&format!(
+            "{keys}[auth.api-keys.signing]\ntimestamp-header = \"x-drift-timestamp\"\n\
+             signature-header = \"x-drift-signature\"\nmax-skew = \"2m\"\nmax-body = \"64 KiB\"\n\
+             replay = {{ env = \"REDIS_URL\" }}\nkey-encryption-key = {{ file = \"/run/kek\" }}\n\
+             [[route]]\nname = \"signed\"\npaths = [\"/v1/*\"]\n\
+             [route.auth]\ncredentials = [\"signed-key\"]\n"
+        ))
+        .unwrap();
+        let signing = auth.api_keys.unwrap().signing.unwrap();
+        assert_eq!(signing.timestamp_header, "x-drift-timestamp");
+        assert_eq!(signing.max_skew, Duration::from_secs(120));
+        assert_eq!(signing.max_body, 64 << 10);
+        assert_eq!(
+            signing.replay,
+            crate::signing::ReplayStore::Redis(SecretRef::Env("REDIS_URL".to_owned()))
+        );
+    }
+
+    #[test]
+    fn signing_mistakes_are_errors_with_their_keys() {
+        let keys = "[auth.api-keys]\nstore = \"sqlite:k.db\"\n";
+        let kek = "key-encryption-key = { env = \"KEK\" }\n";
+        let cases: &[(String, &str, &str)] = &[
+            (
+                format!("{keys}[auth.api-keys.signing]\n"),
+                "auth.api-keys.signing.key-encryption-key",
+                "missing key `key-encryption-key`",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\nkey-encryption-key = \"00112233\"\n"),
+                "auth.api-keys.signing.key-encryption-key",
+                "reference it, never write it here",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\n{kek}max-skew = \"1h\"\n"),
+                "auth.api-keys.signing.max-skew",
+                "at most 15 minutes",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\n{kek}max-body = \"1 MB\"\n"),
+                "auth.api-keys.signing.max-body",
+                "is not a size",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\n{kek}max-body = \"1 GiB\"\n"),
+                "auth.api-keys.signing.max-body",
+                "at most 64 MiB",
+            ),
+            (
+                format!(
+                    "{keys}[auth.api-keys.signing]\n{kek}replay = \"redis://u:pw@cache:6379\"\n"
+                ),
+                "auth.api-keys.signing.replay",
+                "carries credentials",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\n{kek}replay = \"memcached\"\n"),
+                "auth.api-keys.signing.replay",
+                "expected \"memory\"",
+            ),
+            (
+                format!(
+                    "{keys}[auth.api-keys.signing]\n{kek}timestamp-header = \"x-sig\"\nsignature-header = \"x-sig\"\n"
+                ),
+                "auth.api-keys.signing.signature-header",
+                "two different headers",
+            ),
+            (
+                format!("{keys}[auth.api-keys.signing]\n{kek}replay-store = \"memory\"\n"),
+                "auth.api-keys.signing.replay-store",
+                "unknown key",
+            ),
+            (
+                format!("{keys}credentials = [\"signed-key\"]\n"),
+                "auth.api-keys.credentials",
+                "unknown key",
+            ),
+            (
+                format!("[auth]\ncredentials = [\"signed-key\"]\n{keys}"),
+                "auth.credentials[0]",
+                "`signed-key` needs an `[auth.api-keys.signing]` table",
+            ),
+        ];
+        for (text, path, message) in cases {
+            let errors = compile(text).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|(p, m, located)| p == path && m.contains(message) && *located),
+                "{text}\n{errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_tokens_only_on_websocket_routes_that_read_jwts() {
+        let jwt = "[auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = { env = \"S\" }\n";
+        let text = format!(
+            "environment = \"production\"\n{jwt}[[route]]\nname = \"ws\"\npaths = [\"/ws\"]\n\
+             websocket = true\n[route.auth]\nquery-token = \"token\"\n"
+        );
+        let compiled = load_str("auth.toml", &text, &CompileOptions::default()).unwrap();
+        let route = &compiled.policy.routes[0];
+        assert!(route.websocket);
+        assert_eq!(route.auth.query_token.as_deref(), Some("token"));
+
+        let keys = "[auth.api-keys]\nstore = \"sqlite:k.db\"\n";
+        let cases: &[(String, &str)] = &[
+            (
+                format!(
+                    "{jwt}[[route]]\nname = \"x\"\npaths = [\"/x\"]\n[route.auth]\nquery-token = \"token\"\n"
+                ),
+                "only accepted on WebSocket routes",
+            ),
+            (
+                format!(
+                    "{jwt}{keys}[[route]]\nname = \"x\"\npaths = [\"/x\"]\nwebsocket = true\n[route.auth]\ncredentials = [\"api-key\"]\nquery-token = \"token\"\n"
+                ),
+                "must include \"jwt\"",
+            ),
+            (
+                format!(
+                    "{jwt}[[route]]\nname = \"x\"\npaths = [\"/x\"]\nwebsocket = true\n[route.auth]\nquery-token = \"a b\"\n"
+                ),
+                "is not a query parameter name",
+            ),
+        ];
+        for (text, message) in cases {
+            let errors = compile(text).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|(p, m, located)| p == "route[0].auth.query-token"
+                        && m.contains(message)
+                        && *located),
+                "{text}\n{errors:?}"
             );
         }
     }

@@ -449,7 +449,13 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         &global_not_set,
     );
     default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
-    default_route.auth = auth::build_route(cx, &default_path.key("auth"), default_raw.auth, &auth);
+    default_route.auth = auth::build_route(
+        cx,
+        &default_path.key("auth"),
+        default_raw.auth,
+        &auth,
+        false,
+    );
 
     let mut routes = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -503,7 +509,8 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
             &global_not_set,
         );
         route.cors = route_cors(cx, path.key("cors"), r.cors);
-        route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth);
+        route.websocket = r.websocket.unwrap_or(false);
+        route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth, route.websocket);
         routes.push(route);
     }
     for policy in cors.iter().filter(|c| !cors_used.contains(&c.name)) {
@@ -860,6 +867,7 @@ fn build_route(
         not_set,
         cors: None,
         auth: RouteAuth::none(),
+        websocket: false,
     }
 }
 

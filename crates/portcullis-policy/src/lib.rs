@@ -41,6 +41,7 @@ pub mod origins;
 mod policy;
 mod raw;
 mod route;
+pub mod signing;
 
 use std::path::{Path, PathBuf};
 

@@ -143,6 +143,10 @@ pub struct Route {
     pub cors: Option<String>,
     /// What the route asks of its callers.
     pub auth: RouteAuth,
+    /// The route serves WebSocket upgrades (`websocket = true`): the one kind of route where a
+    /// JWT may come in the query string (`[route.auth] query-token`), since a browser cannot
+    /// set headers on a WebSocket handshake.
+    pub websocket: bool,
 }
 
 impl Route {

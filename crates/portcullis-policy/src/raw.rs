@@ -166,6 +166,7 @@ pub struct RawRoute {
     pub headers: Option<RawHeaders>,
     pub cors: Option<String>,
     pub auth: Option<RawRouteAuth>,
+    pub websocket: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +291,19 @@ pub struct RawApiKeys {
     pub store: Option<RawSecret>,
     pub rotation_grace: Option<String>,
     pub cache_ttl: Option<String>,
+    pub signing: Option<RawSigning>,
+}
+
+/// `[auth.api-keys.signing]`: keys whose requests are signed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawSigning {
+    pub timestamp_header: Option<String>,
+    pub signature_header: Option<String>,
+    pub max_skew: Option<String>,
+    pub max_body: Option<String>,
+    pub replay: Option<RawSecret>,
+    pub key_encryption_key: Option<RawSecret>,
 }
 
 /// `[auth.jwt]`: bearer tokens signed by an identity provider.
@@ -334,6 +348,7 @@ pub struct RawRouteAuth {
     pub credentials: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub require_registered: Option<bool>,
+    pub query_token: Option<String>,
 }
 
 /// A value that may be secret: a literal string, or `{ env = "NAME" }` / `{ file = "PATH" }`.

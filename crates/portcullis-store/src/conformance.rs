@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The cache checks wrap the backend in a [`CachedKeyStore`] and change the backend behind the
-//! cache's back, as another gateway instance would.
+//! cache's back, as another gateway instance would. The checks for keys that sign requests
+//! (sealed signing secrets, their rotation) are in `signing`.
 //!
 //! Compiled for this crate's tests and, with the `conformance` feature, for backends elsewhere.
 #![allow(
@@ -31,6 +32,13 @@ use crate::key::{KeyId, KeyMaterial, PlaintextKey};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey};
 use crate::store::{BoxFuture, KeyStore};
 use crate::verify::{RejectionKind, VerifiedKey, VerifyError};
+
+mod signing;
+
+pub use signing::{
+    plain_keys_do_not_sign, signed_key_rotation, signed_keys_round_trip,
+    signed_rotation_needs_the_kek, signing_debug_output_has_no_secrets,
+};
 
 /// Work to do after a check: drop a database schema, delete a temporary directory.
 pub type Teardown = BoxFuture<'static, ()>;
@@ -76,6 +84,11 @@ macro_rules! key_store_conformance {
             cache_sees_suspension_after_ttl,
             cache_remembers_unknown_keys_for_ttl,
             debug_output_has_no_secrets,
+            signed_keys_round_trip,
+            plain_keys_do_not_sign,
+            signed_key_rotation,
+            signed_rotation_needs_the_kek,
+            signing_debug_output_has_no_secrets,
         );
     };
     // One check at a time: the attributes repeat per test, which a single nested repetition
@@ -153,6 +166,7 @@ pub async fn create_and_verify(store: Arc<dyn KeyStore>, clock: Arc<ManualClock>
             subject: Some("billing service".to_owned()),
             scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
             expires_at: Some(expires_at),
+            signing_secret: None,
         }
     );
 }
@@ -549,6 +563,7 @@ pub async fn cache_remembers_unknown_keys_for_ttl(
         last_used_at: None,
         rotated_from: None,
         secret_hash: material.hash(),
+        signing_secret: None,
     };
     let key = material.into_plaintext("acme");
     assert_eq!(

@@ -1,4 +1,4 @@
-//! The store's one error type.
+//! The store's one error type (for the key store and the replay guard).
 //!
 //! Messages name ids, tenants and fields, never a secret or a hash: they end up in logs and in
 //! the CLI's output.
@@ -40,8 +40,18 @@ pub enum StoreError {
     /// A stored row does not decode.
     #[error("the key store holds a value it cannot read: {0}")]
     Corrupt(String),
-    /// The database failed (connection, query, migration).
-    #[error("key store backend: {0}")]
+    /// The in-memory replay guard holds as many unexpired signatures as it may. It refuses new
+    /// ones rather than forget one that could then be replayed.
+    #[error(
+        "the replay guard is full: {capacity} signatures are still within their window, and \
+         forgetting one would let it be replayed; refusing the request (fail closed)"
+    )]
+    ReplayGuardFull {
+        /// How many entries the guard holds at most.
+        capacity: usize,
+    },
+    /// The database (connection, query, migration) or the replay guard's Redis failed.
+    #[error("store backend: {0}")]
     Backend(#[source] Box<dyn Error + Send + Sync>),
 }
 

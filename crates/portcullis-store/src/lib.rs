@@ -1,8 +1,11 @@
 //! Portcullis state behind traits, so the layers need not know where it lives.
 //!
-//! For now: the API-key store ([`KeyStore`]), with tenant suspension and the audit log kept in
-//! the same place, and the [`Clock`] that every time-dependent check is given.
+//! The API-key store ([`KeyStore`]), with tenant suspension and the audit log kept in the same
+//! place; the request-signing secrets of keys that sign ([`signing`]); the replay guard that
+//! accepts each request signature once ([`ReplayGuard`]); and the [`Clock`] that every
+//! time-dependent check is given.
 //!
+//! Key stores:
 //! - [`MemoryStore`]: always built; tests and demos.
 //! - [`SqliteStore`] (feature `sqlite`): the embedded default, one file created on first run.
 //! - [`PostgresStore`] (feature `postgres`): shared by many gateway instances.
@@ -13,7 +16,18 @@
 //! and no type here prints a secret or its hash in `Debug`. Every backend passes the same
 //! conformance suite (`conformance`, compiled for tests or with the `conformance` feature).
 //!
-//! Layers hold an `Arc<dyn KeyStore>`; the gateway picks the backend from configuration.
+//! A key made with [`KeyStore::create_signed`] also has a [`SigningSecret`] (`acme_sig_…`) that
+//! its holder signs requests with (HMAC-SHA256, checked elsewhere). The gateway must recover that
+//! secret, so it cannot be hashed: it is stored sealed ([`SealedSecret`], ChaCha20-Poly1305) under
+//! a key-encryption key ([`Kek`]) that comes from the environment, never from the store, and
+//! [`VerifiedKey`] carries it sealed for the gateway to open.
+//!
+//! Replay guards ([`replay`]):
+//! - [`MemoryReplayGuard`]: one gateway instance; bounded, and refuses when full (fail closed).
+//! - `RedisReplayGuard` (feature `redis`): many instances sharing one Redis.
+//!
+//! Layers hold an `Arc<dyn KeyStore>` and an `Arc<dyn ReplayGuard>`; the gateway picks the
+//! backends from configuration.
 
 pub mod cache;
 pub mod clock;
@@ -25,6 +39,8 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod record;
+pub mod replay;
+pub mod signing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -40,6 +56,10 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use record::{ApiKeyRecord, AuditRecord, KeyState, NewKey};
+#[cfg(feature = "redis")]
+pub use replay::RedisReplayGuard;
+pub use replay::{MemoryReplayGuard, ReplayGuard};
+pub use signing::{Kek, KekError, OpenError, SealedSecret, SigningSecret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{BoxFuture, KeyStore, Rotation, RotationPlan};

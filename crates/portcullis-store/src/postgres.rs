@@ -21,17 +21,25 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord};
+use crate::signing::SealedSecret;
 use crate::sql::{
     AUDIT_COLUMNS, AuditRow, EmbeddedMigrations, KEY_COLUMNS, KeyRow, decode_audit, decode_key,
     millis, scopes_column,
 };
 use crate::store::{BoxFuture, KeyStore, Rotation};
 
-const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[(
-    1,
-    "api keys",
-    include_str!("../migrations/postgres/0001_api_keys.sql"),
-)]);
+const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
+    (
+        1,
+        "api keys",
+        include_str!("../migrations/postgres/0001_api_keys.sql"),
+    ),
+    (
+        2,
+        "signing secret",
+        include_str!("../migrations/postgres/0002_signing_secret.sql"),
+    ),
+]);
 
 /// Keys, suspensions and the audit log in a PostgreSQL schema.
 #[derive(Debug, Clone)]
@@ -139,7 +147,8 @@ where
     E: sqlx::PgExecutor<'e>,
 {
     let sql = format!(
-        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12)"
     );
     let result = sqlx::query(&sql)
         .bind(record.id.as_str())
@@ -153,6 +162,7 @@ where
         .bind(record.last_used_at.map(millis))
         .bind(record.rotated_from.as_ref().map(KeyId::as_str))
         .bind(record.secret_hash.as_bytes().as_slice())
+        .bind(record.signing_secret.as_ref().map(SealedSecret::as_bytes))
         .execute(executor)
         .await;
     match result {
@@ -337,11 +347,17 @@ mod tests {
 
     use std::sync::Arc;
 
-    use super::{PostgresStore, is_valid_schema};
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::{MIGRATIONS, PostgresStore, is_valid_schema};
     use crate::clock::ManualClock;
     use crate::conformance::{Setup, Teardown};
-    use crate::key::KeyMaterial;
+    use crate::key::{KeyId, KeyMaterial};
     use crate::record::NewKey;
+    use crate::signing::Kek;
+    use crate::sql::EmbeddedMigrations;
     use crate::store::KeyStore;
 
     fn database_url() -> String {
@@ -418,6 +434,57 @@ mod tests {
             "{a:?} {b:?}"
         );
         assert_eq!(store.list(Some("tenant-a")).await.unwrap().len(), 2);
+        drop_schema(&store).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs DATABASE_URL (CI sets it)"]
+    async fn a_schema_from_before_signing_secrets_is_brought_up_to_date() {
+        let url = database_url();
+        let schema = fresh_schema();
+        // The schema as the first migration left it, with a key in it.
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .options([("search_path", schema.as_str())]);
+        let pool = PgPoolOptions::new().connect_with(options).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(EmbeddedMigrations(&MIGRATIONS.0[..1]))
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let id: KeyId = "abcdefgh234567zz".parse().unwrap();
+        sqlx::query(
+            "INSERT INTO api_keys (id, prefix, tenant, scopes, state, created_at, secret_hash) \
+             VALUES ($1, 'acme', 'tenant-a', '', 'active', 0, $2)",
+        )
+        .bind(id.as_str())
+        .bind([7u8; 32].as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = PostgresStore::connect_in_schema(&url, &schema)
+            .await
+            .unwrap();
+        let old = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(old.signing_secret, None);
+        let kek = Kek::generate().unwrap();
+        let (signed, _, secret) = store
+            .create_signed(NewKey::new("acme", "tenant-a"), &kek)
+            .await
+            .unwrap();
+        let stored = store.get(&signed.id).await.unwrap().unwrap();
+        let sealed = stored.signing_secret.as_ref().unwrap();
+        assert_eq!(
+            kek.open(&signed.id, sealed).unwrap().expose_secret(),
+            secret.expose_secret()
+        );
         drop_schema(&store).await;
     }
 

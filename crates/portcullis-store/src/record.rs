@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use crate::clock::truncate_to_millis;
 use crate::error::StoreError;
 use crate::key::{KeyId, SecretHash, is_valid_prefix};
+use crate::signing::SealedSecret;
 
 /// Whether a key can still be used (expiry is a separate, time-dependent check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +47,7 @@ impl fmt::Display for KeyState {
 }
 
 /// One API key as stored. Holds the secret's hash, never the secret; `Debug` hides the hash too.
+/// A key that signs requests also holds its signing secret, sealed under the KEK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
     /// Public id, the lookup key.
@@ -70,6 +72,9 @@ pub struct ApiKeyRecord {
     pub rotated_from: Option<KeyId>,
     /// SHA-256 of the secret.
     pub secret_hash: SecretHash,
+    /// The request-signing secret, sealed under the KEK for this key's id; `None` for a key that
+    /// does not sign requests.
+    pub signing_secret: Option<SealedSecret>,
 }
 
 impl ApiKeyRecord {

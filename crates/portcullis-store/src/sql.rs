@@ -2,7 +2,8 @@
 //!
 //! Both backends store the same columns with the same meaning, so a row decodes through one
 //! function here. Times are integer milliseconds since the Unix epoch (see `clock`), scopes one
-//! space-separated string (a scope token has no space), the state `active` or `revoked`.
+//! space-separated string (a scope token has no space), the state `active` or `revoked`, the
+//! sealed signing secret its bytes (NULL for a key that does not sign).
 //!
 //! Queries are built at run time with binds (`sqlx::query`), never with the compile-time checked
 //! macros: the build needs no database. Migrations are embedded in the binary with
@@ -17,10 +18,11 @@ use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::error::StoreError;
 use crate::key::{KeyId, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
+use crate::signing::SealedSecret;
 
 /// The key columns, in the order of [`KeyRow`].
 pub(crate) const KEY_COLUMNS: &str = "id, prefix, tenant, subject, scopes, state, created_at, \
-     expires_at, last_used_at, rotated_from, secret_hash";
+     expires_at, last_used_at, rotated_from, secret_hash, signing_secret";
 
 /// The audit columns, in the order of [`AuditRow`].
 pub(crate) const AUDIT_COLUMNS: &str = "at, actor, action, target, correlation_id, detail";
@@ -38,6 +40,7 @@ pub(crate) type KeyRow = (
     Option<i64>,
     Option<String>,
     Vec<u8>,
+    Option<Vec<u8>>,
 );
 
 /// One `audit_log` row as the database returns it.
@@ -74,6 +77,7 @@ pub(crate) fn decode_key(row: KeyRow) -> Result<ApiKeyRecord, StoreError> {
         last_used_at,
         rotated_from,
         secret_hash,
+        signing_secret,
     ) = row;
     let id = key_id("id", &id)?;
     let state = KeyState::parse(&state)
@@ -96,6 +100,7 @@ pub(crate) fn decode_key(row: KeyRow) -> Result<ApiKeyRecord, StoreError> {
             .map(|from| key_id("rotated_from", &from))
             .transpose()?,
         secret_hash: SecretHash::from_bytes(secret_hash),
+        signing_secret: signing_secret.map(SealedSecret::from_bytes),
         id,
     })
 }

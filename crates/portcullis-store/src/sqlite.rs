@@ -16,17 +16,25 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord};
+use crate::signing::SealedSecret;
 use crate::sql::{
     AUDIT_COLUMNS, AuditRow, EmbeddedMigrations, KEY_COLUMNS, KeyRow, decode_audit, decode_key,
     millis, scopes_column,
 };
 use crate::store::{BoxFuture, KeyStore, Rotation};
 
-const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[(
-    1,
-    "api keys",
-    include_str!("../migrations/sqlite/0001_api_keys.sql"),
-)]);
+const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
+    (
+        1,
+        "api keys",
+        include_str!("../migrations/sqlite/0001_api_keys.sql"),
+    ),
+    (
+        2,
+        "signing secret",
+        include_str!("../migrations/sqlite/0002_signing_secret.sql"),
+    ),
+]);
 
 /// Keys, suspensions and the audit log in a SQLite file.
 #[derive(Debug, Clone)]
@@ -121,7 +129,8 @@ where
     E: sqlx::SqliteExecutor<'e>,
 {
     let sql = format!(
-        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12)"
     );
     let result = sqlx::query(&sql)
         .bind(record.id.as_str())
@@ -135,6 +144,7 @@ where
         .bind(record.last_used_at.map(millis))
         .bind(record.rotated_from.as_ref().map(KeyId::as_str))
         .bind(record.secret_hash.as_bytes().as_slice())
+        .bind(record.signing_secret.as_ref().map(SealedSecret::as_bytes))
         .execute(executor)
         .await;
     match result {
@@ -315,11 +325,15 @@ impl KeyStore for SqliteStore {
 mod tests {
     use std::sync::Arc;
 
-    use super::SqliteStore;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+    use super::{MIGRATIONS, SqliteStore};
     use crate::clock::ManualClock;
     use crate::conformance::{Setup, Teardown};
     use crate::key::KeyId;
     use crate::record::NewKey;
+    use crate::signing::Kek;
+    use crate::sql::EmbeddedMigrations;
     use crate::store::KeyStore;
 
     fn setup(clock: Arc<ManualClock>) -> Setup {
@@ -367,6 +381,50 @@ mod tests {
         assert!(store.verify(key.expose_secret()).await.is_ok());
         let missing: KeyId = "aaaaaaaaaaaaaaaa".parse().unwrap();
         assert_eq!(store.get(&missing).await.unwrap(), None);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_signing_secrets_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portcullis.db");
+        // The schema as the first migration left it, with a key in it.
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(EmbeddedMigrations(&MIGRATIONS.0[..1]))
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let id: KeyId = "abcdefgh234567zz".parse().unwrap();
+        sqlx::query(
+            "INSERT INTO api_keys (id, prefix, tenant, scopes, state, created_at, secret_hash) \
+             VALUES (?1, 'acme', 'tenant-a', '', 'active', 0, ?2)",
+        )
+        .bind(id.as_str())
+        .bind([7u8; 32].as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let old = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(old.signing_secret, None);
+        let kek = Kek::generate().unwrap();
+        let (signed, _, secret) = store
+            .create_signed(NewKey::new("acme", "tenant-a"), &kek)
+            .await
+            .unwrap();
+        let stored = store.get(&signed.id).await.unwrap().unwrap();
+        let sealed = stored.signing_secret.as_ref().unwrap();
+        assert_eq!(
+            kek.open(&signed.id, sealed).unwrap().expose_secret(),
+            secret.expose_secret()
+        );
         store.close().await;
     }
 }

@@ -7,10 +7,10 @@
 //! exchange the layers crate depends on this trait alone, and a backend written elsewhere plugs
 //! in without an enum of known backends to extend.
 //!
-//! A backend implements the storage methods. The lifecycle methods (`create`, `rotate`,
-//! `suspend_tenant`, `unsuspend_tenant`, `verify`) are provided: key generation, validation,
-//! rotation rules and verification are written once, so backends cannot disagree on them.
-//! Backends should not override them.
+//! A backend implements the storage methods. The lifecycle methods (`create`, `create_signed`,
+//! `rotate`, `rotate_with_kek`, `suspend_tenant`, `unsuspend_tenant`, `verify`) are provided: key
+//! generation, validation, signing secrets, rotation rules and verification are written once, so
+//! backends cannot disagree on them. Backends should not override them.
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +21,7 @@ use crate::clock::{Clock, truncate_to_millis};
 use crate::error::{NotRotatable, StoreError};
 use crate::key::{KeyId, KeyMaterial, PlaintextKey, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey, validate_tenant};
+use crate::signing::{Kek, SealedSecret, SigningSecret};
 use crate::verify::{VerifiedKey, VerifyError};
 
 /// A future that can cross threads, boxed so that [`KeyStore`] stays dyn-compatible.
@@ -103,49 +104,97 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         &self,
         new: NewKey,
     ) -> BoxFuture<'_, Result<(ApiKeyRecord, PlaintextKey), StoreError>> {
+        let prepared = prepare_key(self.clock(), new, |_| Ok(()));
         Box::pin(async move {
-            let now = truncate_to_millis(self.clock().now());
-            let new = new.validated(now)?;
-            let material = KeyMaterial::generate()?;
-            let record = ApiKeyRecord {
-                id: material.id().clone(),
-                prefix: new.prefix,
-                tenant: new.tenant,
-                subject: new.subject,
-                scopes: new.scopes,
-                state: KeyState::Active,
-                created_at: now,
-                expires_at: new.expires_at,
-                last_used_at: None,
-                rotated_from: None,
-                secret_hash: material.hash(),
-            };
-            self.insert(record.clone()).await?;
-            let plaintext = material.into_plaintext(&record.prefix);
+            let (record, plaintext, ()) = insert_prepared(self, prepared).await?;
             Ok((record, plaintext))
         })
+    }
+
+    /// Makes a key that signs requests: like [`create`](Self::create), and also generates a
+    /// [`SigningSecret`] (with the key's prefix), stored sealed under `kek` for the key's id. The
+    /// signing secret is returned in plaintext this once, like the key.
+    fn create_signed(
+        &self,
+        new: NewKey,
+        kek: &Kek,
+    ) -> BoxFuture<'_, Result<(ApiKeyRecord, PlaintextKey, SigningSecret), StoreError>> {
+        // Sealed before the future is made, so the future does not borrow the KEK.
+        let prepared = prepare_key(self.clock(), new, |record| {
+            let secret = SigningSecret::generate(&record.prefix)?;
+            record.signing_secret = Some(kek.seal(&record.id, &secret)?);
+            Ok(secret)
+        });
+        Box::pin(insert_prepared(self, prepared))
     }
 
     /// Issues a successor to key `id` with the same prefix, tenant, subject, scopes and expiry,
     /// and lets the old key work until `now + grace` (or its own earlier expiry), after which it
     /// stops by itself. A revoked, expired or already rotated key cannot be rotated.
+    ///
+    /// A key that signs requests cannot be rotated this way: see
+    /// [`rotate_with_kek`](Self::rotate_with_kek).
     fn rotate<'a>(
         &'a self,
         id: &'a KeyId,
         grace: Duration,
     ) -> BoxFuture<'a, Result<(ApiKeyRecord, PlaintextKey), StoreError>> {
         Box::pin(async move {
+            let (successor, plaintext, _) = self.rotate_with_kek(id, grace, None).await?;
+            Ok((successor, plaintext))
+        })
+    }
+
+    /// Like [`rotate`](Self::rotate), for keys that sign requests too. The successor of a
+    /// signing key gets a new signing secret, sealed under `kek` for the successor's id and
+    /// returned in plaintext this once; the old key keeps its own until its grace ends. The
+    /// successor of a key that does not sign does not sign either (and `kek` is not used).
+    ///
+    /// Rotating a signing key without a KEK is refused ([`StoreError::InvalidInput`], field
+    /// `kek`) and changes nothing. Whether the key signs is decided from the record the
+    /// backend's transaction reads, like every other rotation rule.
+    #[allow(
+        clippy::type_complexity,
+        reason = "rotate's tuple plus the secret, spelled out as callers will destructure it"
+    )]
+    fn rotate_with_kek<'a>(
+        &'a self,
+        id: &'a KeyId,
+        grace: Duration,
+        kek: Option<&'a Kek>,
+    ) -> BoxFuture<'a, Result<(ApiKeyRecord, PlaintextKey, Option<SigningSecret>), StoreError>>
+    {
+        Box::pin(async move {
             let material = KeyMaterial::generate()?;
+            // With a KEK, a secret for the successor is made whether or not the old key signs:
+            // `Rotation::plan` decides, from the transaction's read, whether it is used. Only the
+            // prefix that goes into the secret is read here, outside the transaction; a key's
+            // prefix never changes.
+            let (secret, sealed) = match kek {
+                Some(kek) => {
+                    let old = self
+                        .get(id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                    let secret = SigningSecret::generate(&old.prefix)?;
+                    let sealed = kek.seal(material.id(), &secret)?;
+                    (Some(secret), Some(sealed))
+                }
+                None => (None, None),
+            };
             let rotation = Rotation {
                 old: id.clone(),
                 successor_id: material.id().clone(),
                 successor_hash: material.hash(),
+                successor_signing_secret: sealed,
                 now: truncate_to_millis(self.clock().now()),
                 grace,
             };
             let successor = self.commit_rotation(rotation).await?;
+            // Handed out only if the successor got it, that is if the old key signed.
+            let secret = secret.filter(|_| successor.signing_secret.is_some());
             let plaintext = material.into_plaintext(&successor.prefix);
-            Ok((successor, plaintext))
+            Ok((successor, plaintext, secret))
         })
     }
 
@@ -172,12 +221,14 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     }
 }
 
-/// A rotation prepared by [`KeyStore::rotate`] for a backend to commit.
+/// A rotation prepared by [`KeyStore::rotate_with_kek`] for a backend to commit.
 #[derive(Debug)]
 pub struct Rotation {
     old: KeyId,
     successor_id: KeyId,
     successor_hash: SecretHash,
+    /// The successor's signing secret, sealed for its id, if a KEK was given.
+    successor_signing_secret: Option<SealedSecret>,
     now: SystemTime,
     grace: Duration,
 }
@@ -217,6 +268,19 @@ impl Rotation {
         if has_successor {
             return Err(refuse(NotRotatable::AlreadyRotated));
         }
+        // A signing key's successor signs too, with a secret of its own; a key that does not
+        // sign does not start to by rotation.
+        let signing_secret = match (&old.signing_secret, &self.successor_signing_secret) {
+            (None, _) => None,
+            (Some(_), Some(sealed)) => Some(sealed.clone()),
+            (Some(_), None) => {
+                return Err(StoreError::invalid(
+                    "kek",
+                    "the key signs requests: rotating it takes the key-encryption key (KEK), to \
+                     seal its successor's new signing secret",
+                ));
+            }
+        };
         let grace_end = self
             .now
             .checked_add(self.grace)
@@ -238,10 +302,69 @@ impl Rotation {
             last_used_at: None,
             rotated_from: Some(old.id.clone()),
             secret_hash: self.successor_hash,
+            signing_secret,
         };
         Ok(RotationPlan {
             successor,
             old_expires_at,
         })
     }
+}
+
+/// A key made and checked, not yet stored, with whatever else its maker added (`T`).
+struct PreparedKey<T> {
+    record: ApiKeyRecord,
+    material: KeyMaterial,
+    extra: T,
+}
+
+/// What `create` and `create_signed` share up to the write: validation, id and secret, the
+/// record; `extra` adds to the record (a sealed signing secret) and returns what else to hand
+/// back.
+fn prepare_key<T>(
+    clock: &dyn Clock,
+    new: NewKey,
+    extra: impl FnOnce(&mut ApiKeyRecord) -> Result<T, StoreError>,
+) -> Result<PreparedKey<T>, StoreError> {
+    let now = truncate_to_millis(clock.now());
+    let new = new.validated(now)?;
+    let material = KeyMaterial::generate()?;
+    let mut record = ApiKeyRecord {
+        id: material.id().clone(),
+        prefix: new.prefix,
+        tenant: new.tenant,
+        subject: new.subject,
+        scopes: new.scopes,
+        state: KeyState::Active,
+        created_at: now,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        rotated_from: None,
+        secret_hash: material.hash(),
+        signing_secret: None,
+    };
+    let extra = extra(&mut record)?;
+    Ok(PreparedKey {
+        record,
+        material,
+        extra,
+    })
+}
+
+/// Stores a prepared key and returns it with its plaintext, which exists nowhere else.
+async fn insert_prepared<S, T>(
+    store: &S,
+    prepared: Result<PreparedKey<T>, StoreError>,
+) -> Result<(ApiKeyRecord, PlaintextKey, T), StoreError>
+where
+    S: KeyStore + ?Sized,
+{
+    let PreparedKey {
+        record,
+        material,
+        extra,
+    } = prepared?;
+    store.insert(record.clone()).await?;
+    let plaintext = material.into_plaintext(&record.prefix);
+    Ok((record, plaintext, extra))
 }

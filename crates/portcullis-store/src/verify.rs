@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use crate::error::StoreError;
 use crate::key::{KeyId, MalformedKey, PresentedKey};
 use crate::record::KeyState;
+use crate::signing::SealedSecret;
 use crate::store::KeyStore;
 
 /// The identity a valid key carries.
@@ -26,6 +27,9 @@ pub struct VerifiedKey {
     pub scopes: Vec<String>,
     /// When the key stops working, if ever (rotation grace included).
     pub expires_at: Option<SystemTime>,
+    /// The key's request-signing secret, still sealed (open it with the KEK and this key's id);
+    /// `None` if the key does not sign requests.
+    pub signing_secret: Option<SealedSecret>,
 }
 
 /// Why a presented key was refused.
@@ -165,5 +169,6 @@ pub(crate) async fn verify<S: KeyStore + ?Sized>(
         subject: record.subject,
         scopes: record.scopes,
         expires_at: record.expires_at,
+        signing_secret: record.signing_secret,
     })
 }

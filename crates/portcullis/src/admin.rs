@@ -1,7 +1,7 @@
 //! The admin HTTP API: `portcullis keys` over HTTP, on a listener of its own.
 //!
 //! ```text
-//! POST /v1/keys                       {tenant, subject?, scopes?, expires_in?} -> 201 + key
+//! POST /v1/keys                       {tenant, subject?, scopes?, expires_in?, signed?} -> 201 + key
 //! GET  /v1/keys?tenant=T              -> [key]
 //! GET  /v1/keys/{id}                  -> key
 //! POST /v1/keys/{id}/rotate           {grace?} -> 201 + successor key
@@ -21,6 +21,11 @@
 //!   so the two write the same audit records and JSON. The audit actor is `admin` for every
 //!   request: there is one shared admin credential for now, and the caller's correlation ID is
 //!   what ties a record to a request.
+//! - **Signing keys**: with `[auth.api-keys.signing]`, the key-encryption key is loaded at
+//!   start-up (one that does not load stops the start, as for the gateway), so that `create`
+//!   can make keys with `"signed": true` and `rotate` can give a signing key's successor its new
+//!   signing secret. Like the key, a signing secret is in the one `201` that issues it, and
+//!   nowhere else.
 //! - **Its own store connection**: the admin API opens the policy's store without the gateway's
 //!   read cache, so what it shows is what the store holds. A change it makes reaches the
 //!   gateway (this instance and every other) within `cache-ttl`, as a change made by the CLI
@@ -54,7 +59,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_layers::rejection::ErrorDetail;
 use portcullis_policy::Policy;
 use portcullis_policy::auth::ApiKeySettings;
-use portcullis_store::KeyStore;
+use portcullis_store::{Kek, KeyStore};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -62,6 +67,7 @@ pub use routes::ADMIN_ACTOR;
 pub use token::{AdminToken, MIN_PRODUCTION_LEN, TokenError};
 
 use crate::key_store::{self, KeyStoreError};
+use crate::signing::{self, SigningError};
 use routes::AdminState;
 
 /// Why the admin API could not start.
@@ -73,6 +79,9 @@ pub enum AdminStartError {
     NoKeyStore,
     #[error("admin API: {0}")]
     KeyStore(#[from] KeyStoreError),
+    /// The key-encryption key of `[auth.api-keys.signing]` does not load.
+    #[error("admin API: {0}")]
+    Signing(#[from] SigningError),
     #[error("admin.listen: cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -92,9 +101,10 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Resolves the token, opens the key store and binds `[admin] listen`; `None` when the
-    /// policy has no `[admin]`. The token is checked first: a gateway whose admin credential
-    /// is unusable must not start at all.
+    /// Resolves the token, loads the signing key-encryption key (with `[auth.api-keys.signing]`),
+    /// opens the key store and binds `[admin] listen`; `None` when the policy has no `[admin]`.
+    /// The token is checked first: a gateway whose admin credential is unusable must not start
+    /// at all.
     pub async fn bind(policy: &Policy) -> Result<Option<Self>, AdminStartError> {
         let Some(admin) = &policy.admin else {
             return Ok(None);
@@ -105,6 +115,10 @@ impl AdminServer {
             .api_keys
             .clone()
             .ok_or(AdminStartError::NoKeyStore)?;
+        // Before the store, as the gateway does: a missing KEK is a quick, clear stop. Without
+        // the table there is none; signed creates and signing keys' rotations are then refused
+        // per request, with a message naming the table.
+        let kek = keys.signing.as_ref().map(signing::load_kek).transpose()?;
         let store = key_store::open_store(&keys).await?;
         let addr = admin.listen;
         let listener = TcpListener::bind(addr)
@@ -116,7 +130,7 @@ impl AdminServer {
         Ok(Some(Self {
             listener,
             local_addr,
-            app: service(store, keys, token, policy),
+            app: service(store, keys, token, kek, policy),
             header_read_timeout: policy.server.header_read_timeout,
             shutdown_grace: policy.server.shutdown_grace,
         }))
@@ -166,11 +180,13 @@ impl AdminServer {
 
 /// The admin API as one service over `store`, with the policy's correlation-ID and error-detail
 /// settings: what [`AdminServer`] serves, for tests and for library users who serve it
-/// themselves.
+/// themselves. `kek` is the key-encryption key of `keys.signing` (load it with
+/// [`signing::load_kek`]); without it, signed keys can be neither made nor rotated.
 pub fn service(
     store: Arc<dyn KeyStore>,
     keys: ApiKeySettings,
     token: AdminToken,
+    kek: Option<Kek>,
     policy: &Policy,
 ) -> Router {
     let detail = if policy.errors.expose_detail {
@@ -179,7 +195,12 @@ pub fn service(
         ErrorDetail::Hide
     };
     routes::router(
-        Arc::new(AdminState { store, keys, token }),
+        Arc::new(AdminState {
+            store,
+            keys,
+            token,
+            kek,
+        }),
         &policy.correlation_id,
         detail,
     )

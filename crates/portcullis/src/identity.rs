@@ -24,9 +24,13 @@ pub(crate) fn auth_layer(
                 PolicyMode::Required => AuthMode::Required,
             },
             api_key: route.auth.credentials.contains(&Credential::ApiKey),
+            // Listed without `api-key`: API keys only on signed requests.
+            signed_only: route.auth.credentials.contains(&Credential::SignedKey)
+                && !route.auth.credentials.contains(&Credential::ApiKey),
             jwt: route.auth.credentials.contains(&Credential::Jwt),
             scopes: route.auth.scopes.clone(),
             require_registered: route.auth.require_registered,
+            query_token: route.auth.query_token.clone(),
         })
         .collect();
     let auth = &policy.auth;

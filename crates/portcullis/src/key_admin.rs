@@ -4,9 +4,13 @@
 //! - Every change writes one audit record (`key.create`, `key.rotate`, `key.revoke`,
 //!   `tenant.suspend`, `tenant.unsuspend`) naming the [`Actor`], to the store's own audit log,
 //!   so the CLI and the API leave one trail. Reads leave none.
-//! - The plaintext key of `create` and `rotate` exists once, in [`Issued`]. Once the store has
-//!   made a key nothing may keep it from its caller, so a failed audit write after a create or
-//!   rotate is reported beside the key ([`Issued::audit`]) rather than instead of it.
+//! - The plaintext key of `create` and `rotate` exists once, in [`Issued`], and so does the
+//!   signing secret of a key that signs requests. Once the store has made a key nothing may keep
+//!   it from its caller, so a failed audit write after a create or rotate is reported beside the
+//!   key ([`Issued::audit`]) rather than instead of it.
+//! - Keys that sign requests need the policy's key-encryption key (KEK, from
+//!   `[auth.api-keys.signing]`): the callers load it and pass it to [`create`] and [`rotate`];
+//!   this module never reads the environment.
 //! - No error message quotes a secret: a whole key given where an id belongs is not echoed, and
 //!   [`redact`] removes the store location (a PostgreSQL URL carries a password).
 //!
@@ -19,13 +23,14 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let store = MemoryStore::new();
 //! let actor = Actor::new("admin").with_correlation_id("req-1");
-//! let issued = key_admin::create(&store, &actor, "pcl", NewKeyRequest::new("acme"))
+//! let issued = key_admin::create(&store, &actor, "pcl", NewKeyRequest::new("acme"), None)
 //!     .await
 //!     .unwrap();
 //! assert!(issued.audit.is_ok());
 //! let json = issued.json(store.clock().now());
 //! assert_eq!(json["tenant"], "acme");
 //! assert_eq!(json["key"], issued.key.expose_secret());
+//! assert_eq!(json["signed"], false);
 //! let log = key_admin::audit(&store, 10).await.unwrap();
 //! assert_eq!(log[0].action, "key.create");
 //! assert_eq!(log[0].correlation_id.as_deref(), Some("req-1"));
@@ -39,7 +44,8 @@ use std::time::{Duration, SystemTime};
 use portcullis_policy::auth::ApiKeySettings;
 use portcullis_store::key::InvalidKeyId;
 use portcullis_store::{
-    ApiKeyRecord, AuditRecord, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, StoreError,
+    ApiKeyRecord, AuditRecord, Kek, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, SigningSecret,
+    StoreError,
 };
 use serde_json::{Value, json};
 
@@ -84,16 +90,20 @@ pub struct NewKeyRequest {
     pub subject: Option<String>,
     pub scopes: Vec<String>,
     pub expires: Option<Expiry>,
+    /// Whether the key signs its requests: it then gets a signing secret too, which takes the
+    /// key-encryption key.
+    pub signed: bool,
 }
 
 impl NewKeyRequest {
-    /// A key for `tenant`: no subject, no scopes, no expiry.
+    /// A key for `tenant`: no subject, no scopes, no expiry, no signing.
     pub fn new(tenant: impl Into<String>) -> Self {
         Self {
             tenant: tenant.into(),
             subject: None,
             scopes: Vec::new(),
             expires: None,
+            signed: false,
         }
     }
 }
@@ -194,8 +204,14 @@ impl KeyView {
         }
     }
 
+    /// Whether the key signs its requests (has a signing secret).
+    pub fn signed(&self) -> bool {
+        self.record.signing_secret.is_some()
+    }
+
     /// The stable JSON shape: times as RFC 3339 (milliseconds, as stored), null when absent.
-    /// Never the secret or its hash.
+    /// Never the secret or its hash, nor the sealed signing secret: `signed` only says whether
+    /// there is one.
     pub fn json(&self, now: SystemTime) -> Value {
         let r = &self.record;
         json!({
@@ -204,6 +220,7 @@ impl KeyView {
             "tenant": r.tenant,
             "subject": r.subject,
             "scopes": r.scopes,
+            "signed": self.signed(),
             "state": self.status(now).code(),
             "tenant_suspended": self.tenant_suspended,
             "created_at": rfc3339(r.created_at),
@@ -222,6 +239,9 @@ pub struct Issued {
     pub view: KeyView,
     /// The plaintext key, shown once and wiped on drop.
     pub key: PlaintextKey,
+    /// The new key's signing secret, if it signs: shown once, like the key, and wiped on drop.
+    /// The store keeps only its sealed form.
+    pub signing_secret: Option<SigningSecret>,
     /// After a rotation: the old key as it is now (with its shortened expiry).
     pub previous: Option<KeyView>,
     /// After a rotation: why the old key could not be read back, if it could not. The rotation
@@ -233,13 +253,20 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// The new key's JSON view plus `"key"`, and after a rotation `"previous"` (null when the
-    /// old key could not be read back).
+    /// The new key's JSON view plus `"key"`, `"signing_secret"` when the key signs, and after a
+    /// rotation `"previous"` (null when the old key could not be read back).
     pub fn json(&self, now: SystemTime) -> Value {
         let mut value = self.view.json(now);
         if let Value::Object(map) = &mut value {
-            // This copy is not wiped on drop, unlike `PlaintextKey`: callers send it and drop it.
+            // These copies are not wiped on drop, unlike `PlaintextKey` and `SigningSecret`:
+            // callers send them and drop them.
             map.insert("key".to_owned(), Value::from(self.key.expose_secret()));
+            if let Some(secret) = &self.signing_secret {
+                map.insert(
+                    "signing_secret".to_owned(),
+                    Value::from(secret.expose_secret()),
+                );
+            }
             if self.view.record.rotated_from.is_some() {
                 map.insert(
                     "previous".to_owned(),
@@ -276,13 +303,32 @@ pub fn parse_key_id(text: &str) -> Result<KeyId, KeyAdminError> {
     })
 }
 
-/// Makes a key for a tenant.
+/// What to do about a signing key when the caller has no key-encryption key: the policy lacks
+/// `[auth.api-keys.signing]` (callers load the KEK whenever it is there).
+const NEEDS_SIGNING_TABLE: &str = "add `[auth.api-keys.signing]` with its `key-encryption-key` \
+     to the policy (the gateway's policy: the same KEK must seal and open the secrets), and set \
+     the environment variable or file it names";
+
+/// Makes a key for a tenant. A signed key (`request.signed`) needs `kek`, the policy's
+/// key-encryption key, to seal its signing secret; without one it is refused before anything is
+/// made. `kek` is not used for a key that does not sign.
 pub async fn create(
     store: &dyn KeyStore,
     actor: &Actor,
     prefix: &str,
     request: NewKeyRequest,
+    kek: Option<&Kek>,
 ) -> Result<Issued, KeyAdminError> {
+    let kek = match (request.signed, kek) {
+        (false, _) => None,
+        (true, Some(kek)) => Some(kek),
+        (true, None) => {
+            return Err(KeyAdminError::Invalid(format!(
+                "a signed key needs the key-encryption key its signing secret is stored \
+                 encrypted with: {NEEDS_SIGNING_TABLE}"
+            )));
+        }
+    };
     let mut new = NewKey::new(prefix, request.tenant).with_scopes(request.scopes);
     if let Some(subject) = request.subject {
         new = new.with_subject(subject);
@@ -298,7 +344,16 @@ pub async fn create(
     }
     // Asked before the key exists: once it does, nothing may fail before it is handed over.
     let suspended = store.is_tenant_suspended(&new.tenant).await?;
-    let (record, key) = store.create(new).await?;
+    let (record, key, signing_secret) = match kek {
+        Some(kek) => {
+            let (record, key, secret) = store.create_signed(new, kek).await?;
+            (record, key, Some(secret))
+        }
+        None => {
+            let (record, key) = store.create(new).await?;
+            (record, key, None)
+        }
+    };
     let audit = record_change(
         store,
         actor,
@@ -314,6 +369,7 @@ pub async fn create(
             tenant_suspended: suspended,
         },
         key,
+        signing_secret,
         previous: None,
         read_back_error: None,
         audit,
@@ -333,6 +389,10 @@ fn create_detail(record: &ApiKeyRecord) -> String {
             " expires={}",
             humantime::format_rfc3339_seconds(at)
         ));
+    }
+    // That it signs, never the (sealed) secret.
+    if record.signing_secret.is_some() {
+        detail.push_str(" signed");
     }
     detail
 }
@@ -361,18 +421,32 @@ pub async fn show(store: &dyn KeyStore, id: &KeyId) -> Result<KeyView, KeyAdminE
 
 /// Issues a successor; the old key keeps working for `grace` (callers default it to the
 /// policy's `rotation-grace`).
+///
+/// The successor of a key that signs requests gets a new signing secret, sealed with `kek`; such
+/// a key cannot be rotated without it (refused, nothing changed). `kek` is not used for a key
+/// that does not sign.
 pub async fn rotate(
     store: &dyn KeyStore,
     actor: &Actor,
     id: &KeyId,
     grace: Duration,
+    kek: Option<&Kek>,
 ) -> Result<Issued, KeyAdminError> {
     let Some(old) = store.get(id).await? else {
         return Err(KeyAdminError::NotFound(id.clone()));
     };
     // Asked before the successor exists: once it does, nothing may fail before it is handed over.
     let suspended = store.is_tenant_suspended(&old.tenant).await?;
-    let (successor, key) = store.rotate(id, grace).await?;
+    let (successor, key, signing_secret) = store.rotate_with_kek(id, grace, kek).await.map_err(
+        |err| match err {
+            // The store's message names the KEK but not where it comes from.
+            StoreError::InvalidInput { field: "kek", .. } => KeyAdminError::Invalid(format!(
+                "key {id} signs requests: rotating it needs the key-encryption key, to seal its \
+                 successor's new signing secret; {NEEDS_SIGNING_TABLE}"
+            )),
+            err => err.into(),
+        },
+    )?;
     // The old key's shortened life is the store's decision: read it back. A failed read must not
     // lose the new key, so it only leaves the old key out.
     let (old_after, read_back_error) = match store.get(id).await {
@@ -402,6 +476,7 @@ pub async fn rotate(
             tenant_suspended: suspended,
         },
         key,
+        signing_secret,
         read_back_error,
         audit,
     })
@@ -549,6 +624,7 @@ mod tests {
             store: SecretRef::Literal(location.to_owned()),
             rotation_grace: Duration::from_secs(3600),
             cache_ttl: Duration::from_secs(2),
+            signing: None,
         }
     }
 
@@ -591,9 +667,9 @@ mod tests {
             let mut request = NewKeyRequest::new("acme");
             request.scopes = vec!["read".to_owned()];
             request.expires = Some(Expiry::After(Duration::from_secs(3600)));
-            let issued = create(&store, &actor, "pcl", request).await.unwrap();
+            let issued = create(&store, &actor, "pcl", request, None).await.unwrap();
             let id = issued.view.record.id.clone();
-            let rotated = rotate(&store, &actor, &id, Duration::from_secs(60))
+            let rotated = rotate(&store, &actor, &id, Duration::from_secs(60), None)
                 .await
                 .unwrap();
             let now = store.clock().now();
@@ -643,23 +719,175 @@ mod tests {
                 Err(KeyAdminError::NotFound(_))
             ));
             assert!(matches!(
-                rotate(&store, &actor, &unknown, Duration::ZERO).await,
+                rotate(&store, &actor, &unknown, Duration::ZERO, None).await,
                 Err(KeyAdminError::NotFound(_))
             ));
             assert!(matches!(
-                create(&store, &actor, "pcl", NewKeyRequest::new("a b")).await,
+                create(&store, &actor, "pcl", NewKeyRequest::new("a b"), None).await,
                 Err(KeyAdminError::Invalid(m)) if m.contains("invalid tenant")
             ));
-            let issued = create(&store, &actor, "pcl", NewKeyRequest::new("acme"))
+            let issued = create(&store, &actor, "pcl", NewKeyRequest::new("acme"), None)
                 .await
                 .unwrap();
             revoke(&store, &actor, &issued.view.record.id)
                 .await
                 .unwrap();
             assert!(matches!(
-                rotate(&store, &actor, &issued.view.record.id, Duration::ZERO).await,
+                rotate(&store, &actor, &issued.view.record.id, Duration::ZERO, None).await,
                 Err(KeyAdminError::NotRotatable(_))
             ));
+        });
+    }
+
+    fn signed_request(tenant: &str) -> NewKeyRequest {
+        let mut request = NewKeyRequest::new(tenant);
+        request.signed = true;
+        request
+    }
+
+    #[test]
+    fn signed_keys_get_a_signing_secret_shown_once() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let kek = Kek::generate().unwrap();
+            let actor = Actor::new("admin");
+            let issued = create(&store, &actor, "pcl", signed_request("acme"), Some(&kek))
+                .await
+                .unwrap();
+            let secret = issued.signing_secret.as_ref().unwrap();
+            assert!(secret.expose_secret().starts_with("pcl_sig_"));
+            // Stored sealed, under this KEK, for this key.
+            let id = issued.view.record.id.clone();
+            let stored = store.get(&id).await.unwrap().unwrap();
+            let sealed = stored.signing_secret.as_ref().unwrap();
+            assert_eq!(
+                kek.open(&id, sealed).unwrap().expose_secret(),
+                secret.expose_secret()
+            );
+            let now = store.clock().now();
+            let json = issued.json(now);
+            assert_eq!(json["signed"], true);
+            assert_eq!(json["signing_secret"], secret.expose_secret());
+            assert_eq!(json["key"], issued.key.expose_secret());
+
+            // Every later view says that it signs, and nothing else of the secret.
+            let shown = show(&store, &id).await.unwrap().json(now);
+            assert_eq!(shown["signed"], true);
+            assert!(shown.get("signing_secret").is_none(), "{shown}");
+            let listed = list(&store, None).await.unwrap();
+            assert_eq!(listed[0].json(now), shown);
+            let body = &secret.expose_secret()["pcl_sig_".len()..];
+            assert!(!shown.to_string().contains(body), "{shown}");
+
+            // A plain key made with a KEK at hand does not sign.
+            let plain = create(
+                &store,
+                &actor,
+                "pcl",
+                NewKeyRequest::new("acme"),
+                Some(&kek),
+            )
+            .await
+            .unwrap();
+            assert!(plain.signing_secret.is_none());
+            let json = plain.json(now);
+            assert_eq!(json["signed"], false);
+            assert!(json.get("signing_secret").is_none(), "{json}");
+
+            let log = audit(&store, 10).await.unwrap();
+            let details: Vec<&str> = log.iter().filter_map(|r| r.detail.as_deref()).collect();
+            assert_eq!(details, ["tenant=acme signed", "tenant=acme"]);
+            for record in &log {
+                assert!(!audit_json(record).to_string().contains(body));
+            }
+        });
+    }
+
+    #[test]
+    fn a_signed_keys_successor_gets_a_new_signing_secret() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let kek = Kek::generate().unwrap();
+            let actor = Actor::new("admin");
+            let issued = create(&store, &actor, "pcl", signed_request("acme"), Some(&kek))
+                .await
+                .unwrap();
+            let old_secret = issued.signing_secret.unwrap();
+            let id = issued.view.record.id.clone();
+            let rotated = rotate(&store, &actor, &id, Duration::from_secs(60), Some(&kek))
+                .await
+                .unwrap();
+            let new_secret = rotated.signing_secret.as_ref().unwrap();
+            assert_ne!(new_secret.expose_secret(), old_secret.expose_secret());
+            let new_id = rotated.view.record.id.clone();
+            let stored = store.get(&new_id).await.unwrap().unwrap();
+            assert_eq!(
+                kek.open(&new_id, stored.signing_secret.as_ref().unwrap())
+                    .unwrap()
+                    .expose_secret(),
+                new_secret.expose_secret()
+            );
+            let json = rotated.json(store.clock().now());
+            assert_eq!(json["signed"], true);
+            assert_eq!(json["signing_secret"], new_secret.expose_secret());
+            assert_eq!(json["previous"]["signed"], true);
+            assert!(json["previous"].get("signing_secret").is_none());
+
+            // A plain key's successor does not sign, KEK or not.
+            let plain = create(&store, &actor, "pcl", NewKeyRequest::new("acme"), None)
+                .await
+                .unwrap();
+            let rotated = rotate(
+                &store,
+                &actor,
+                &plain.view.record.id,
+                Duration::from_secs(60),
+                Some(&kek),
+            )
+            .await
+            .unwrap();
+            assert!(rotated.signing_secret.is_none());
+            assert_eq!(rotated.json(store.clock().now())["signed"], false);
+        });
+    }
+
+    #[test]
+    fn signing_without_a_kek_is_refused_and_changes_nothing() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let actor = Actor::new("admin");
+            let err = create(&store, &actor, "pcl", signed_request("acme"), None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, KeyAdminError::Invalid(m)
+                    if m.contains("[auth.api-keys.signing]") && m.contains("key-encryption-key")),
+                "{err}"
+            );
+            assert!(store.list(None).await.unwrap().is_empty());
+            assert!(audit(&store, 10).await.unwrap().is_empty());
+
+            // A signing key cannot be rotated without the KEK either, and says where it comes
+            // from.
+            let kek = Kek::generate().unwrap();
+            let issued = create(&store, &actor, "pcl", signed_request("acme"), Some(&kek))
+                .await
+                .unwrap();
+            let id = issued.view.record.id.clone();
+            let err = rotate(&store, &actor, &id, Duration::from_secs(60), None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, KeyAdminError::Invalid(m)
+                    if m.contains("[auth.api-keys.signing]") && m.contains(id.as_str())),
+                "{err}"
+            );
+            assert_eq!(store.list(None).await.unwrap().len(), 1);
+            assert_eq!(
+                show(&store, &id).await.unwrap().status(store.clock().now()),
+                KeyStatus::Active
+            );
+            assert_eq!(audit(&store, 10).await.unwrap().len(), 1);
         });
     }
 }

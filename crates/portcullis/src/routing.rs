@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
-use portcullis_layers::{EitherFuture, MatchedRoute, Rejection};
+use portcullis_layers::{EitherFuture, MatchedRoute, OriginalTarget, Rejection};
 use portcullis_policy::{Policy, normalize_path};
 use tower::{Layer, Service};
 
@@ -99,6 +99,10 @@ fn route<B>(table: &Table, req: &mut Request<B>) -> Result<MatchedRoute, Rejecti
             Some(q) => format!("{}?{q}", normalized.canonical),
             None => normalized.canonical.into_owned(),
         };
+        // A request signature covers the target as sent: keep it for the signature check.
+        if let Some(original) = req.uri().path_and_query().cloned() {
+            req.extensions_mut().insert(OriginalTarget::new(original));
+        }
         let mut parts = req.uri().clone().into_parts();
         parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).map_err(|e| {
             Rejection::bad_request("the request target is invalid").with_detail(e.to_string())

@@ -27,7 +27,8 @@ use tower::{Layer, Service};
 
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
-use crate::proxy::{PeerAddr, Proxy, ProxyError, Tunnels, websocket};
+use crate::proxy::{PeerAddr, Proxy, ProxyError, RequestBody, Tunnels, websocket};
+use crate::signing::{self, SigningError};
 use crate::stack::{PolicyLayer, PolicyService};
 use crate::wire_framing::{self, FramingQueue, ScannedIo};
 
@@ -51,6 +52,8 @@ pub enum ServeError {
     KeyStore(#[from] KeyStoreError),
     #[error(transparent)]
     Jwt(#[from] JwtKeyError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
 }
 
 /// A bound, not yet running, gateway.
@@ -65,10 +68,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds `policy.server.listen` and builds the stack in front of `policy.upstream`,
-    /// opening the policy's API-key store and loading its JWT keys first (a store that cannot
-    /// be opened, or a key that cannot be read, stops the start: a gateway that cannot check
-    /// credentials must not start refusing every caller; in production, so does an HMAC secret
-    /// shorter than 32 bytes).
+    /// opening the policy's API-key store, loading its JWT keys, its signing key-encryption key
+    /// and connecting its replay store first (a store that cannot be opened, or a key that
+    /// cannot be read, stops the start: a gateway that cannot check credentials must not start
+    /// refusing every caller; in production, so does an HMAC secret shorter than 32 bytes).
     pub async fn bind(policy: Policy) -> Result<Self, ServeError> {
         let upstream = policy.upstream.as_ref().ok_or(ServeError::NoUpstream)?;
         let proxy = Proxy::new(upstream, policy.server.trusted_proxies.clone())?;
@@ -77,8 +80,22 @@ impl Gateway {
             Some(settings) => Some(jwt_keys::load(settings, policy.environment)?),
             None => None,
         };
+        let signing_settings = policy
+            .auth
+            .api_keys
+            .as_ref()
+            .and_then(|k| k.signing.as_ref());
+        // The key-encryption key before any connection: a missing one is a quick, clear stop.
+        let kek = signing_settings.map(signing::load_kek).transpose()?;
         let keys = match &policy.auth.api_keys {
             Some(settings) => Some(key_store::open_cached(settings).await?),
+            None => None,
+        };
+        let signature = match signing_settings {
+            Some(settings) => {
+                let replay = signing::open_replay(settings).await?;
+                Some(signing::signature_layer(settings, replay)?)
+            }
             None => None,
         };
         let addr = policy.server.listen;
@@ -90,7 +107,14 @@ impl Gateway {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let mut layer = PolicyLayer::new(policy);
         if let Some(store) = keys {
-            layer = layer.with_api_keys(Arc::new(StoreVerifier::new(store)));
+            let mut verifier = StoreVerifier::new(store);
+            if let Some(kek) = kek {
+                verifier = verifier.with_kek(kek);
+            }
+            layer = layer.with_api_keys(Arc::new(verifier));
+        }
+        if let Some(signature) = signature {
+            layer = layer.with_signing(signature);
         }
         if let Some(verifier) = jwt {
             layer = layer.with_jwt(verifier);
@@ -135,7 +159,8 @@ impl Gateway {
             let service = self.service.clone();
             let queue = FramingQueue::default();
             let io = TokioIo::new(ScannedIo::new(stream, queue.clone()));
-            let hyper_service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let mut req = req.map(RequestBody::from);
                 req.extensions_mut().insert(PeerAddr(peer));
                 if req.version() < http::Version::HTTP_2
                     && let Some(wire) = queue.pop()

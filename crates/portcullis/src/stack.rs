@@ -12,6 +12,7 @@ use portcullis_layers::framing::Framing;
 use portcullis_layers::jwt::JwtVerifier;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
+use portcullis_layers::signature::{Signature, SignatureLayer};
 use portcullis_layers::{
     AccessLogLayer, CorrelationIdLayer, ErrorDetail, FramingLayer, RenderErrorsLayer,
     ResponsePostureLayer, RoutePosture,
@@ -40,6 +41,9 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 ///    the way out; WebSocket upgrade origins checked
 /// 8. authentication: identity headers stripped, the route's credential verified, tenant,
 ///    scopes and role checked, the verified identity set for the upstream
+///    and then request signatures, for the API keys that sign: timestamp, HMAC over method,
+///    target and body (read whole, up to a limit), replay; the signature headers removed from
+///    every request (docs/gateway.md's step 8b)
 /// 9. CSRF: cookie-authenticated unsafe requests must come from a trusted origin
 /// 10. cookie rules on the upstream's `Set-Cookie`
 /// 11. `/.well-known/security.txt`
@@ -52,7 +56,7 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 ///
 /// let compiled = load_str("inline.toml", "environment = \"development\"", &CompileOptions::default()).unwrap();
 /// let layer = PolicyLayer::new(compiled.policy);
-/// let _svc = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+/// let _svc = layer.layer(tower::service_fn(|_req: http::Request<http_body_util::Full<bytes::Bytes>>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::new()))
 /// }));
 /// ```
@@ -67,6 +71,7 @@ pub struct PolicyLayer {
     routing: RoutingLayer,
     cors: CorsLayer,
     auth: AuthLayer,
+    signature: SignatureLayer,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
     csrf: Option<CsrfLayer>,
@@ -76,7 +81,9 @@ pub struct PolicyLayer {
 
 /// The service [`PolicyLayer`] wraps around `S`.
 pub type PolicyService<S> = CorrelationIdService<
-    AccessLog<RenderErrors<ResponsePosture<Framing<Routing<Cors<Auth<BrowserChecks<S>>>>>>>>,
+    AccessLog<
+        RenderErrors<ResponsePosture<Framing<Routing<Cors<Auth<Signature<BrowserChecks<S>>>>>>>>,
+    >,
 >;
 
 /// The optional layers inside CORS: the CSRF check and the cookie rules, each present only
@@ -117,6 +124,7 @@ impl PolicyLayer {
                 CorsLayer::deny_all()
             }),
             auth: identity::auth_layer(&policy, None, None),
+            signature: crate::signing::not_configured(),
             api_keys: None,
             jwt: None,
             csrf: cross_origin::csrf_layer(&policy),
@@ -142,6 +150,15 @@ impl PolicyLayer {
         self
     }
 
+    /// Checks request signatures with `layer` (the gateway builds it from
+    /// `[auth.api-keys.signing]` with [`crate::signing::signature_layer`]). Without it, a request
+    /// whose key signs is refused with `503`: a signature that cannot be checked is never
+    /// waved through.
+    pub fn with_signing(mut self, layer: SignatureLayer) -> Self {
+        self.signature = layer;
+        self
+    }
+
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
     }
@@ -160,6 +177,7 @@ impl<S> Layer<S> for PolicyLayer {
             Some(csrf) => Either::Left(csrf.layer(svc)),
             None => Either::Right(svc),
         };
+        let svc = self.signature.layer(svc);
         let svc = self.auth.layer(svc);
         let svc = self.cors.layer(svc);
         let svc = self.routing.layer(svc);

@@ -5,14 +5,20 @@
 //! codes.
 //!
 //! - The plaintext key exists once, in the output of `create` and `rotate`, and goes to stdout
-//!   only: stderr carries errors and notes, and is often collected into logs.
+//!   only: stderr carries errors and notes, and is often collected into logs. So does the
+//!   signing secret of a key that signs requests (`create --signed`), and the key-encryption
+//!   key that `kek` prints.
+//! - Signing keys need the key-encryption key (KEK) of the policy's `[auth.api-keys.signing]`,
+//!   read from where the policy says (an environment variable or a file), as `serve` reads it:
+//!   `create --signed` always, `rotate` whenever the policy has that table.
 //! - Every change writes an audit record (actor `cli:<user>`) to the store's own audit log, so
 //!   the CLI and the admin API leave one trail.
 //! - Error messages never contain the store location: a PostgreSQL URL carries a password.
 //!
 //! Exit codes follow `check` and `serve`: 1 for the caller's mistake (a policy error, a policy
-//! without `[auth.api-keys]`, an unknown or malformed id, a refused rotation, invalid input),
-//! 2 when the environment fails (unreadable file, unreachable database).
+//! without `[auth.api-keys]`, or without `[auth.api-keys.signing]` for a signing key, an unknown
+//! or malformed id, a refused rotation, invalid input), 2 when the environment fails (unreadable
+//! file, unreachable database, a key-encryption key that is missing or does not parse).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,9 +31,11 @@ use portcullis::key_admin::{
     self, Actor, Expiry, Issued, KeyAdminError, KeyView, NewKeyRequest, redact,
 };
 use portcullis::key_store::{KeyStoreError, open_store, resolve};
-use portcullis::policy::auth::ApiKeySettings;
+use portcullis::policy::auth::{ApiKeySettings, SecretRef};
+use portcullis::policy::signing::SigningSettings;
 use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
-use portcullis_store::{KeyId, KeyStore};
+use portcullis::signing::load_kek;
+use portcullis_store::{Kek, KeyId, KeyStore};
 use serde_json::Value;
 
 use super::{EXIT_FAILURE, EXIT_INVALID, failure, print_diagnostics};
@@ -49,6 +57,10 @@ pub enum Action {
         /// Lifetime (`30d`, `12h`) or an RFC 3339 UTC time; no expiry if absent.
         #[arg(long, value_name = "DURATION|TIME", value_parser = parse_expiry)]
         expires: Option<Expiry>,
+        /// The key must sign every request: also make a signing secret and print it, once.
+        /// Needs `[auth.api-keys.signing]` and its key-encryption key.
+        #[arg(long)]
+        signed: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -71,6 +83,9 @@ pub enum Action {
         json: bool,
     },
     /// Issue a successor and print it, once; the old key keeps working for the grace period.
+    ///
+    /// A signing key's successor gets a new signing secret, printed once too; with
+    /// `[auth.api-keys.signing]` in the policy, its key-encryption key must be set.
     Rotate {
         /// The id of the key to replace.
         id: String,
@@ -105,6 +120,10 @@ pub enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Print a new random key-encryption key (KEK) for `[auth.api-keys.signing]`, once.
+    ///
+    /// Needs no `[auth.api-keys]` table and opens no store.
+    Kek,
 }
 
 fn parse_expiry(text: &str) -> Result<Expiry, String> {
@@ -171,6 +190,22 @@ pub fn run(config: &Path, environment: Option<Environment>, action: Action) -> E
         Err(e) => return failure(e),
     };
     print_diagnostics(&compiled.warnings);
+    // Before the `[auth.api-keys]` check: a KEK is usually made before the table that uses it.
+    if matches!(action, Action::Kek) {
+        let signing = compiled
+            .policy
+            .auth
+            .api_keys
+            .as_ref()
+            .and_then(|keys| keys.signing.as_ref());
+        return match print_kek(signing) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     let Some(settings) = compiled.policy.auth.api_keys else {
         eprintln!(
             "error: {}: the policy has no `[auth.api-keys]` table, so it names no key store; add one, e.g.\n\n\
@@ -205,16 +240,28 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
             subject,
             scopes,
             expires,
+            signed,
             json,
         } => {
+            // Before the store: without a usable KEK nothing is opened or made.
+            let kek = if signed {
+                let Some(signing) = &settings.signing else {
+                    return Err(Failure::invalid(NO_SIGNING_TABLE));
+                };
+                Some(signing_kek(signing)?)
+            } else {
+                None
+            };
             let store = open(settings, Access::Write).await?;
             let request = NewKeyRequest {
                 tenant,
                 subject,
                 scopes,
                 expires,
+                signed,
             };
-            let issued = key_admin::create(&*store, &actor, &settings.prefix, request).await?;
+            let issued =
+                key_admin::create(&*store, &actor, &settings.prefix, request, kek.as_ref()).await?;
             if issued.view.tenant_suspended {
                 eprintln!(
                     "note: tenant {} is suspended: the key is refused until `portcullis keys unsuspend {0}`",
@@ -236,9 +283,13 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
         }
         Action::Rotate { id, grace, json } => {
             let id = parse_id(&id)?;
+            // Whether this key signs is not known before the store is read, so with the table
+            // the KEK is always needed; without it a signing key is refused by `key_admin`, with
+            // a message naming the table.
+            let kek = settings.signing.as_ref().map(signing_kek).transpose()?;
             let store = open(settings, Access::Write).await?;
             let grace = grace.unwrap_or(settings.rotation_grace);
-            let issued = key_admin::rotate(&*store, &actor, &id, grace).await?;
+            let issued = key_admin::rotate(&*store, &actor, &id, grace, kek.as_ref()).await?;
             if let Some(e) = &issued.read_back_error {
                 let e = redact(&e.to_string(), settings);
                 eprintln!("note: could not read back key {id} after the rotation: {e}");
@@ -276,7 +327,50 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
             let records = key_admin::audit(&*store, limit).await?;
             print_audit(records, json)
         }
+        // Handled by `run` before the policy's `[auth.api-keys]` is required.
+        Action::Kek => print_kek(settings.signing.as_ref()),
     }
+}
+
+/// `create --signed` with a policy that has no `[auth.api-keys.signing]`.
+const NO_SIGNING_TABLE: &str = "`--signed` needs `[auth.api-keys.signing]` in the policy: a \
+     signing secret is stored encrypted with its `key-encryption-key`, which the gateway needs \
+     too to check signatures; add e.g.\n\n\
+     [auth.api-keys.signing]\n\
+     key-encryption-key = { env = \"PORTCULLIS_SIGNING_KEK\" }\n\n\
+     and set that variable to the output of `portcullis keys kek`";
+
+/// Loads the policy's key-encryption key. The message names the policy key and the variable or
+/// file, never the value.
+fn signing_kek(signing: &SigningSettings) -> Result<Kek, Failure> {
+    load_kek(signing).map_err(|e| Failure::environment(e.to_string()))
+}
+
+/// Prints a new KEK to stdout (64 hex digits) and, on stderr, where it goes.
+fn print_kek(signing: Option<&SigningSettings>) -> Result<(), Failure> {
+    let kek = Kek::generate()
+        .map_err(|e| Failure::environment(format!("cannot make a key-encryption key: {e}")))?;
+    // Written from the wiped-on-drop string, not copied into one `emit` would leave behind.
+    let hex = kek.to_hex();
+    let mut out = std::io::stdout().lock();
+    out.write_all(hex.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::environment(format!("cannot write to stdout: {e}")))?;
+    let place = match signing.map(|s| &s.key_encryption_key) {
+        Some(SecretRef::Env(name)) => format!("in the environment variable `{name}`"),
+        Some(SecretRef::File(path)) => format!("in the file {}", path.display()),
+        // A literal never compiles; and without the table, say how to write it.
+        Some(SecretRef::Literal(_)) | None => "in an environment variable that the policy \
+            names: `[auth.api-keys.signing] key-encryption-key = { env = \"PORTCULLIS_SIGNING_KEK\" }`"
+            .to_owned(),
+    };
+    eprintln!(
+        "note: put this key-encryption key {place}; the gateway and `portcullis keys` both read \
+         it from there. It is not shown again, and signing secrets sealed with another KEK do \
+         not open with it"
+    );
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,9 +434,10 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
-/// Prints a key just made and, once, its plaintext: the `key` field in JSON; in a table, its
-/// own line after a warning that it is not shown again. Then reports a failed audit write: the
-/// key had to be printed first, or it would be lost.
+/// Prints a key just made and, once, its plaintext and its signing secret (if it signs): the
+/// `key` and `signing_secret` fields in JSON; in a table, each on its own line after a warning
+/// that it is not shown again. Then reports a failed audit write: the key had to be printed
+/// first, or it would be lost.
 fn print_issued(store: &dyn KeyStore, issued: Issued, json: bool) -> Result<(), Failure> {
     let now = store.clock().now();
     if json {
@@ -353,6 +448,11 @@ fn print_issued(store: &dyn KeyStore, issued: Issued, json: bool) -> Result<(), 
         out.push_str("\nStore this key now: it is not shown again.\n");
         out.push_str(issued.key.expose_secret());
         out.push('\n');
+        if let Some(secret) = &issued.signing_secret {
+            out.push_str("\nStore this signing secret now: it is not shown again.\n");
+            out.push_str(secret.expose_secret());
+            out.push('\n');
+        }
         emit(out)?;
     }
     issued.audit.map_err(Failure::from)
@@ -393,6 +493,7 @@ fn print_show(view: &KeyView, json: bool, now: SystemTime) -> Result<(), Failure
         ("tenant", tenant),
         ("subject", or_dash(r.subject.clone())),
         ("scopes", scopes_cell(&r.scopes)),
+        ("signed", yes_no(view.signed())),
         ("state", view.status(now).to_string()),
         ("created", time_cell(Some(r.created_at))),
         ("expires", time_cell(r.expires_at)),
@@ -459,6 +560,7 @@ fn key_row(view: &KeyView, now: SystemTime) -> Vec<String> {
         r.tenant.clone(),
         or_dash(r.subject.clone()),
         scopes_cell(&r.scopes),
+        yes_no(view.signed()),
         state,
         time_cell(Some(r.created_at)),
         time_cell(r.expires_at),
@@ -474,6 +576,7 @@ fn key_table(views: &[&KeyView], now: SystemTime) -> String {
             "TENANT",
             "SUBJECT",
             "SCOPES",
+            "SIGNED",
             "STATE",
             "CREATED",
             "EXPIRES",
@@ -524,6 +627,10 @@ fn scopes_cell(scopes: &[String]) -> String {
     } else {
         scopes.join(",")
     }
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
 }
 
 fn or_dash(value: Option<String>) -> String {

@@ -21,7 +21,7 @@ use portcullis_layers::correlation_id::{CorrelationId, CorrelationIdLayer};
 use portcullis_layers::rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
 use portcullis_policy::CorrelationIdSettings;
 use portcullis_policy::auth::ApiKeySettings;
-use portcullis_store::KeyStore;
+use portcullis_store::{Kek, KeyStore};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,6 +45,8 @@ pub(crate) struct AdminState {
     pub(crate) store: Arc<dyn KeyStore>,
     pub(crate) keys: ApiKeySettings,
     pub(crate) token: AdminToken,
+    /// The key-encryption key of `[auth.api-keys.signing]`, if the policy has one.
+    pub(crate) kek: Option<Kek>,
 }
 
 /// The admin API as one service: correlation ID, JSON errors, `Cache-Control: no-store`, the
@@ -229,6 +231,9 @@ struct CreateBody {
     scopes: Vec<String>,
     /// A lifetime: `30d`, `12h`.
     expires_in: Option<String>,
+    /// Whether the key signs its requests (and gets a signing secret).
+    #[serde(default)]
+    signed: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,7 +316,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-/// 201 with the new key (shown once) and where to find it.
+/// 201 with the new key and its signing secret, if any (both shown once), and where to find it.
 fn issued(state: &AdminState, issued: Issued) -> Response {
     // Both logged inside the request's span, which carries the correlation ID.
     if let Err(e) = &issued.audit {
@@ -360,8 +365,16 @@ async fn create(
         subject: body.subject,
         scopes: body.scopes,
         expires,
+        signed: body.signed,
     };
-    let result = key_admin::create(&*state.store, &actor, &state.keys.prefix, request).await;
+    let result = key_admin::create(
+        &*state.store,
+        &actor,
+        &state.keys.prefix,
+        request,
+        state.kek.as_ref(),
+    )
+    .await;
     let outcome = result.map_err(|e| ApiError::from_action(e, &state.keys))?;
     Ok(issued(&state, outcome))
 }
@@ -405,7 +418,7 @@ async fn rotate(
         Some(v) => duration("grace", v)?,
         None => state.keys.rotation_grace,
     };
-    let outcome = key_admin::rotate(&*state.store, &actor, &id, grace)
+    let outcome = key_admin::rotate(&*state.store, &actor, &id, grace, state.kek.as_ref())
         .await
         .map_err(|e| ApiError::from_action(e, &state.keys))?;
     Ok(issued(&state, outcome))

@@ -14,7 +14,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_policy::{CompileOptions, load_str};
 use portcullis_store::{
-    ApiKeyRecord, AuditRecord, BoxFuture, Clock, KeyId, KeyStore, MemoryStore, Rotation, StoreError,
+    ApiKeyRecord, AuditRecord, BoxFuture, Clock, Kek, KeyId, KeyStore, MemoryStore, Rotation,
+    StoreError,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -116,6 +117,12 @@ struct Api {
 }
 
 fn api() -> Api {
+    api_with(None)
+}
+
+/// The API with this key-encryption key, as `AdminServer::bind` loads it from
+/// `[auth.api-keys.signing]`.
+fn api_with(kek: Option<Kek>) -> Api {
     let policy = load_str(
         "admin.toml",
         "environment = \"test\"\n\
@@ -127,7 +134,7 @@ fn api() -> Api {
     .policy;
     let store = Arc::new(Flaky::default());
     let keys = policy.auth.api_keys.clone().unwrap();
-    let app = service(store.clone(), keys, AdminToken::new(TOKEN), &policy);
+    let app = service(store.clone(), keys, AdminToken::new(TOKEN), kek, &policy);
     Api { app, store }
 }
 
@@ -271,6 +278,7 @@ async fn lifecycle_with_the_cli_s_json() {
             "rotated_from",
             "rotated_to",
             "scopes",
+            "signed",
             "state",
             "subject",
             "tenant",
@@ -580,4 +588,96 @@ async fn the_callers_correlation_id_reaches_the_audit_record() {
         )
         .await;
     assert_eq!(denied.json["error"]["correlation_id"], "denied-1");
+}
+
+#[tokio::test]
+async fn signed_keys_come_with_a_signing_secret_once() {
+    let kek = Kek::generate().unwrap();
+    let kek_copy = Kek::from_encoded(&kek.to_hex()).unwrap();
+    let api = api_with(Some(kek));
+    let created = api
+        .send(
+            "POST",
+            "/v1/keys",
+            Some(json!({"tenant": "acme", "signed": true})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["signed"], true);
+    let secret = created.json["signing_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("pcl_sig_"), "{secret}");
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let key_id: KeyId = id.parse().unwrap();
+    let stored = api.store.inner.get(&key_id).await.unwrap().unwrap();
+    assert_eq!(
+        kek_copy
+            .open(&key_id, stored.signing_secret.as_ref().unwrap())
+            .unwrap()
+            .expose_secret(),
+        secret
+    );
+
+    // Read back: `signed`, never the secret.
+    let shown = api.send("GET", &format!("/v1/keys/{id}"), None).await.json;
+    assert_eq!(shown["signed"], true);
+    assert!(shown.get("signing_secret").is_none(), "{shown}");
+    let listed = api.send("GET", "/v1/keys", None).await.json.to_string();
+    assert!(!listed.contains(&secret), "{listed}");
+
+    // The successor gets a secret of its own.
+    let rotated = api
+        .send("POST", &format!("/v1/keys/{id}/rotate"), None)
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.json);
+    let new_secret = rotated.json["signing_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(rotated.json["signed"], true);
+    assert!(rotated.json["previous"].get("signing_secret").is_none());
+
+    // A plain key says so, and has no signing secret.
+    let plain = api
+        .send("POST", "/v1/keys", Some(json!({"tenant": "acme"})))
+        .await;
+    assert_eq!(plain.json["signed"], false);
+    assert!(plain.json.get("signing_secret").is_none());
+
+    let audit = api.send("GET", "/v1/audit", None).await.json;
+    assert_eq!(audit[0]["detail"], "tenant=acme signed");
+    let text = audit.to_string();
+    assert!(
+        !text.contains(&secret) && !text.contains(new_secret),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_kek_signed_keys_are_refused_with_the_table_to_add() {
+    let api = api();
+    let reply = api
+        .send(
+            "POST",
+            "/v1/keys",
+            Some(json!({"tenant": "acme", "signed": true})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.json);
+    assert_eq!(error_code(&reply), "invalid_request");
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[auth.api-keys.signing]"), "{message}");
+    assert!(api.store.inner.list(None).await.unwrap().is_empty());
+
+    // A signing key made elsewhere cannot be rotated here.
+    let kek = Kek::generate().unwrap();
+    let (record, _, _) = api
+        .store
+        .create_signed(portcullis_store::NewKey::new("pcl", "acme"), &kek)
+        .await
+        .unwrap();
+    let reply = api
+        .send("POST", &format!("/v1/keys/{}/rotate", record.id), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.json);
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[auth.api-keys.signing]"), "{message}");
+    assert_eq!(api.store.inner.list(None).await.unwrap().len(), 1);
 }

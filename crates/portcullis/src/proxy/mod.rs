@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod forwarded;
+pub mod request_body;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -22,7 +23,6 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -33,6 +33,7 @@ use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
 use tower::Service;
 
 pub use body::ProxyBody;
+pub use request_body::RequestBody;
 pub use websocket::Tunnels;
 
 /// The address of the peer a request arrived from; the server puts it in request extensions.
@@ -47,7 +48,7 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, RequestBody>,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
@@ -120,7 +121,7 @@ impl Proxy {
     }
 }
 
-impl Service<Request<Incoming>> for Proxy {
+impl Service<Request<RequestBody>> for Proxy {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -129,7 +130,7 @@ impl Service<Request<Incoming>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         let inner = self.inner.clone();
         Box::pin(async move {
             Ok(inner
@@ -141,7 +142,7 @@ impl Service<Request<Incoming>> for Proxy {
 }
 
 impl Inner {
-    async fn forward(&self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Rejection> {
+    async fn forward(&self, req: Request<RequestBody>) -> Result<Response<ProxyBody>, Rejection> {
         let (mut parts, body) = req.into_parts();
         let client_upgrade = websocket::take_client_upgrade(&mut parts, self.version)?;
         let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
