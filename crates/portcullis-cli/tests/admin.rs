@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use http_body_util::Full;
-use portcullis_store::Kek;
+use portcullis_store::{Kek, KeyStore};
 use portcullis_test::{Client, GatewayProcess, Reply, TestUpstream};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -615,4 +615,122 @@ async fn a_kek_that_does_not_load_stops_the_admin_api_from_starting() {
     }
     // Nothing was opened: the KEK is loaded before the store.
     assert!(!dir.path().join("keys.db").exists());
+}
+
+#[tokio::test]
+async fn token_revocations_and_subject_suspensions_over_http_reach_the_store() {
+    let s = setup().await;
+    let exp = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3600))
+        .to_string();
+    let revoked = s
+        .call(
+            "POST",
+            "/v1/tokens/revoke",
+            "revoke-token-1",
+            Some(json!({"jti": "jti-1", "expires_at": exp, "tenant": "acme"})),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{:?}", revoked.body);
+    assert_eq!(revoked.header("cache-control"), Some("no-store"));
+    let body = revoked.json();
+    assert_eq!(body["jti"], "jti-1");
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(body["revoked"], true);
+    assert_eq!(body["effective_within"], "5s");
+    for (path, id) in [
+        ("/v1/tenants/acme/subjects/alice/suspend", "subject-1"),
+        ("/v1/tenants/acme/subjects/bob/suspend", "subject-2"),
+        ("/v1/tenants/acme/subjects/bob/unsuspend", "subject-3"),
+    ] {
+        let reply = s.call("POST", path, id, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.body);
+        assert_eq!(reply.json()["effective_within"], "5s");
+    }
+
+    // Refused: 400 in the one error shape, nothing written.
+    for (body, field) in [
+        (
+            json!({"jti": "j", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (json!({"jti": "", "expires_at": exp}), "jti"),
+        (json!({"jti": "j"}), "expires_at"),
+    ] {
+        let reply = s
+            .call("POST", "/v1/tokens/revoke", "bad-1", Some(body.clone()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            reply.body
+        );
+        assert_eq!(error_code(&reply), "invalid_request");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let reply = s
+        .call(
+            "POST",
+            "/v1/tenants/acme/subjects/%20x/suspend",
+            "bad-2",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+
+    // What every gateway instance loads from the store.
+    let db = s.dir.path().join("keys.db");
+    let store = portcullis_store::SqliteStore::open(&db).await.unwrap();
+    let snapshot = store.revocation_snapshot(SystemTime::now()).await.unwrap();
+    store.close().await;
+    assert_eq!(snapshot.tokens.into_iter().collect::<Vec<_>>(), ["jti-1"]);
+    assert_eq!(
+        snapshot.subjects.into_iter().collect::<Vec<_>>(),
+        [("acme".to_owned(), "alice".to_owned())]
+    );
+
+    // One trail with the CLI's: the CLI's change and the API's read back alike.
+    let cli = Command::new(common::binary())
+        .args(["keys", "--config"])
+        .arg(s.policy_file())
+        .args(["revoke-token", "jti-2", "--until", "1h"])
+        .env("USER", "tester")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{cli:?}");
+    let audit = s
+        .call("GET", "/v1/audit?limit=10", "audit-1", None)
+        .await
+        .json();
+    let seen: Vec<(&str, &str, &str, Option<&str>)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap(),
+                r["action"].as_str().unwrap(),
+                r["target"].as_str().unwrap(),
+                r["correlation_id"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("admin", "token.revoke", "jti-1", Some("revoke-token-1")),
+            ("admin", "subject.suspend", "acme/alice", Some("subject-1")),
+            ("admin", "subject.suspend", "acme/bob", Some("subject-2")),
+            ("admin", "subject.unsuspend", "acme/bob", Some("subject-3")),
+            ("cli:tester", "token.revoke", "jti-2", None),
+        ]
+    );
+    assert_eq!(
+        audit[0]["detail"],
+        format!("tenant=acme expires={exp}").as_str()
+    );
 }

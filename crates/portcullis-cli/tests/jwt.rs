@@ -547,3 +547,84 @@ secret = {{ env = "PORTCULLIS_TEST_JWT_SECRET" }}
         "{lines:#?}"
     );
 }
+
+/// Seed 002's stolen-token and RequireActive controls: a revoked `jti` and a suspended subject
+/// are refused by every instance within 5 s (the lists live in the key store).
+#[tokio::test]
+async fn revoked_tokens_and_suspended_subjects_are_refused_by_every_instance() {
+    use portcullis_store::{KeyStore, SqliteStore};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "jwt-secret", SECRET);
+    let db = dir.path().join("keys.db");
+    let store: Arc<dyn KeyStore> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let policy = format!(
+        "environment = \"test\"\n[errors]\nexpose-detail = true\n\
+         [auth.api-keys]\nstore = \"sqlite:{}\"\n\
+         [auth.jwt]\nalgorithms = [\"HS256\"]\nsecret = {{ file = \"{}\" }}\n\
+         issuer = \"{ISSUER}\"\naudience = [\"api\"]\n",
+        db.display(),
+        secret.display()
+    );
+    let upstream = TestUpstream::start().await;
+    let gateways: Vec<GatewayProcess> = (0..2)
+        .map(|_| GatewayProcess::start(common::binary(), &policy, Some(&upstream.url()), &[]))
+        .collect();
+    let stolen = hs256(
+        &with(claims(), json!({"jti": "tok-stolen"})),
+        SECRET.as_bytes(),
+    );
+    let other = hs256(
+        &with(claims(), json!({"jti": "tok-fine"})),
+        SECRET.as_bytes(),
+    );
+    for gw in &gateways {
+        let reply = bearer(gw, "/v1/things", &stolen).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+    }
+
+    /// Polls every gateway until `token` gets `status`; returns the slowest time.
+    async fn until(gateways: &[GatewayProcess], token: &str, status: StatusCode) -> Duration {
+        let start = Instant::now();
+        for gw in gateways {
+            loop {
+                if bearer(gw, "/v1/things", token).await.status == status {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "still not {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        start.elapsed()
+    }
+
+    store
+        .revoke_jwt(
+            "tok-stolen",
+            Some("acme"),
+            SystemTime::now() + Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    until(&gateways, &stolen, StatusCode::UNAUTHORIZED).await;
+    let reply = bearer(&gateways[1], "/v1/things", &stolen).await;
+    assert_eq!(reply.json()["error"]["code"], "invalid_credentials");
+    // Other tokens of the same user are unaffected.
+    assert_eq!(
+        bearer(&gateways[0], "/v1/things", &other).await.status,
+        StatusCode::OK
+    );
+
+    // Suspending the subject refuses all of its tokens (403), and lifting it lets them back.
+    store.suspend_subject("acme", "user-42").await.unwrap();
+    until(&gateways, &other, StatusCode::FORBIDDEN).await;
+    let reply = bearer(&gateways[0], "/v1/things", &other).await;
+    assert_eq!(reply.json()["error"]["code"], "subject_suspended");
+    store.unsuspend_subject("acme", "user-42").await.unwrap();
+    until(&gateways, &other, StatusCode::OK).await;
+}

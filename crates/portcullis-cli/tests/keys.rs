@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use portcullis_store::{
-    Kek, KeyId, KeyStore, RejectionKind, SqliteStore, VerifiedKey, VerifyError,
+    Kek, KeyId, KeyStore, RejectionKind, RevocationSnapshot, SqliteStore, VerifiedKey, VerifyError,
 };
 use serde_json::Value;
 
@@ -129,6 +129,21 @@ impl Fixture {
             let verified = store.verify(&key).await;
             store.close().await;
             verified
+        })
+    }
+
+    /// What the gateways would load now: revoked `jti`s and suspended subjects.
+    fn revocations(&self) -> RevocationSnapshot {
+        self.revocations_at(SystemTime::now())
+    }
+
+    fn revocations_at(&self, at: SystemTime) -> RevocationSnapshot {
+        let db = self.db();
+        block_on(async move {
+            let store = SqliteStore::open(&db).await.unwrap();
+            let snapshot = store.revocation_snapshot(at).await.unwrap();
+            store.close().await;
+            snapshot
         })
     }
 
@@ -563,6 +578,168 @@ fn suspend_and_unsuspend_a_tenant() {
     let bad = f.run(&["suspend", "no spaces allowed"]);
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stderr.contains("invalid tenant"), "{}", bad.stderr);
+}
+
+#[test]
+fn revoke_token_puts_the_jti_on_the_list_until_the_tokens_expiry() {
+    let f = Fixture::new();
+    let out = f.ok(&[
+        "revoke-token",
+        "jti-1",
+        "--until",
+        "1h",
+        "--tenant",
+        "tenant-a",
+    ]);
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stdout.starts_with("revoked token \"jti-1\" until "),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("within 5s"), "{out:?}");
+    let until = SystemTime::now() + Duration::from_secs(3600);
+    let exp = humantime::format_rfc3339_seconds(until + Duration::from_secs(3600)).to_string();
+    f.ok(&["revoke-token", "jti 2", "--until", &exp]);
+
+    let snapshot = f.revocations();
+    assert!(snapshot.is_token_revoked("jti-1"));
+    assert!(snapshot.is_token_revoked("jti 2"));
+    assert_eq!(snapshot.tokens.len(), 2);
+    // Kept until the given expiry, and not after it.
+    let after = f.revocations_at(until + Duration::from_secs(60));
+    assert!(!after.is_token_revoked("jti-1"), "{after:?}");
+    assert!(after.is_token_revoked("jti 2"));
+
+    let audit = f.ok(&["audit", "--json"]).json();
+    let records = audit.as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["target"].as_str().unwrap(),
+                r["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("token.revoke", "jti-1", "cli:tester"),
+            ("token.revoke", "jti 2", "cli:tester"),
+        ]
+    );
+    let detail = records[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("tenant=tenant-a expires="), "{detail}");
+    assert_eq!(records[1]["detail"], format!("expires={exp}").as_str());
+}
+
+#[test]
+fn revoke_token_refuses_unsound_input() {
+    let f = Fixture::new();
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz";
+    let long = "j".repeat(257);
+    for (args, expected) in [
+        (&["revoke-token", "", "--until", "1h"][..], "invalid jti"),
+        (&["revoke-token", &long, "--until", "1h"][..], "invalid jti"),
+        (
+            &["revoke-token", "j", "--until", "2001-01-01T00:00:00Z"][..],
+            "invalid expires_at",
+        ),
+        (
+            &["revoke-token", "j", "--until", "1h", "--tenant", "a b"][..],
+            "invalid tenant",
+        ),
+        (
+            &["revoke-token", jwt, "--until", "1h"][..],
+            "only its `jti`",
+        ),
+    ] {
+        let out = f.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+        out.hides("eyJzdWIi");
+    }
+    // `--until` is required (the list must not grow forever), and must parse.
+    for args in [
+        &["revoke-token", "j"][..],
+        &["revoke-token", "j", "--until", "soon"],
+    ] {
+        let out = f.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains("--until"), "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(f.revocations(), RevocationSnapshot::default());
+    assert_eq!(f.ok(&["audit", "--json"]).json(), serde_json::json!([]));
+}
+
+#[test]
+fn suspend_and_unsuspend_a_subject() {
+    let f = Fixture::new();
+    let (_, key) = f.create(&["--tenant", "tenant-a", "--subject", "alice"]);
+    let out = f.ok(&["suspend", "tenant-a", "--subject", "alice"]);
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("suspended subject \"alice\" of tenant tenant-a"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("within 5s"), "{out:?}");
+    f.ok(&["suspend", "tenant-a", "--subject", "bob smith"]);
+    f.ok(&["suspend", "tenant-a", "--subject", "alice"]);
+
+    let snapshot = f.revocations();
+    assert!(snapshot.is_subject_suspended("tenant-a", "alice"));
+    assert!(snapshot.is_subject_suspended("tenant-a", "bob smith"));
+    assert_eq!(snapshot.subjects.len(), 2);
+    // A subject suspension leaves the tenant, and its keys, alone.
+    assert!(f.verify(&key).is_ok());
+    assert!(f.ok(&["list"]).stdout.contains("active"));
+    assert!(!f.ok(&["list"]).stdout.contains("tenant suspended"));
+
+    let out = f.ok(&["unsuspend", "tenant-a", "--subject", "alice"]);
+    assert!(
+        out.stdout
+            .contains("unsuspended subject \"alice\" of tenant tenant-a"),
+        "{out:?}"
+    );
+    let snapshot = f.revocations();
+    assert!(!snapshot.is_subject_suspended("tenant-a", "alice"));
+    assert!(snapshot.is_subject_suspended("tenant-a", "bob smith"));
+
+    for (args, expected) in [
+        (&["suspend", "a b", "--subject", "x"][..], "invalid tenant"),
+        (
+            &["suspend", "tenant-a", "--subject", ""][..],
+            "invalid subject",
+        ),
+        (
+            &["unsuspend", "tenant-a", "--subject", " alice"][..],
+            "invalid subject",
+        ),
+    ] {
+        let out = f.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+    }
+
+    let audit = f.ok(&["audit", "--json"]).json();
+    let seen: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("key.create", seen[0].1),
+            ("subject.suspend", "tenant-a/alice"),
+            ("subject.suspend", "tenant-a/bob smith"),
+            ("subject.suspend", "tenant-a/alice"),
+            ("subject.unsuspend", "tenant-a/alice"),
+        ]
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ use crate::jwt::JwtVerifier;
 use crate::matched_route::MatchedRoute;
 use crate::query_token;
 use crate::rejection::Rejection;
+use crate::revocation::RevocationList;
 use crate::signature::{SignatureRequired, SigningSecret};
 
 /// How a caller proved who it is.
@@ -95,6 +96,9 @@ pub struct Identity {
     pub role: Role,
     pub scopes: Vec<String>,
     pub credential: CredentialKind,
+    /// A JWT's `jti`, when it has one: what the revocation list names. `None` for API keys
+    /// (they are revoked in the key store).
+    pub token_id: Option<String>,
 }
 
 /// Why a presented credential was not accepted. The text is for logs (and development error
@@ -261,6 +265,7 @@ struct Config {
     tenant_header: Option<HeaderName>,
     /// `pcl_`: a Bearer token with this prefix is an API key (a JWT never starts with it).
     bearer_prefix: String,
+    revocations: Option<Arc<dyn RevocationList>>,
 }
 
 /// See the module docs.
@@ -285,6 +290,7 @@ impl AuthLayer {
                 identity_headers: IdentityHeaderNames::default(),
                 tenant_header: None,
                 bearer_prefix: format!("{key_prefix}_"),
+                revocations: None,
             }),
         }
     }
@@ -302,6 +308,15 @@ impl AuthLayer {
     pub fn jwt(mut self, verifier: Option<Arc<JwtVerifier>>) -> Self {
         if let Some(config) = Arc::get_mut(&mut self.config) {
             config.jwt = verifier;
+        }
+        self
+    }
+
+    /// Revoked JWTs (by `jti`) are refused with `401 invalid_credentials`, suspended subjects
+    /// with `403 subject_suspended`, after their credential verifies.
+    pub fn revocations(mut self, list: Option<Arc<dyn RevocationList>>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.revocations = list;
         }
         self
     }
@@ -471,6 +486,43 @@ where
                     .into_response());
                 }
             };
+            if let Some(list) = &config.revocations {
+                if let Some(jti) = identity
+                    .token_id
+                    .as_deref()
+                    .filter(|jti| list.is_token_revoked(jti))
+                {
+                    let reason = format!("the token with jti {jti:?} was revoked");
+                    tracing::info!(target: "portcullis::auth", %reason, "credential refused");
+                    return Ok(unauthorized(
+                        "invalid_credentials",
+                        "the credentials are invalid",
+                        reason,
+                    ));
+                }
+                if let Some(subject) = identity
+                    .subject
+                    .as_deref()
+                    .filter(|s| list.is_subject_suspended(&identity.tenant, s))
+                {
+                    tracing::info!(
+                        target: "portcullis::auth",
+                        tenant = %identity.tenant,
+                        subject,
+                        "caller suspended"
+                    );
+                    return Ok(Rejection::new(
+                        StatusCode::FORBIDDEN,
+                        "subject_suspended",
+                        "this account is suspended",
+                    )
+                    .with_detail(format!(
+                        "subject {subject:?} of tenant {} is suspended",
+                        identity.tenant
+                    ))
+                    .into_response());
+                }
+            }
             let signature = match signing_secret {
                 Some(secret) if by_api_key => Some(SignatureRequired::new(secret)),
                 _ if by_api_key && requirement.signed_only => {
@@ -709,6 +761,7 @@ mod tests {
                     role,
                     scopes: vec!["read".into()],
                     credential: CredentialKind::ApiKey,
+                    token_id: None,
                 });
                 Ok(if presented == SIGNING_KEY {
                     verified.with_signing_secret(SigningSecret::new(SIGNING_SECRET.to_vec()))
@@ -889,6 +942,73 @@ mod tests {
         let (res, seen) = run("/ws".into(), true, Some(format!("Bearer {token}")));
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(seen.as_deref(), Some("/ws"));
+    }
+
+    #[test]
+    fn revoked_tokens_and_suspended_subjects() {
+        use tower::ServiceExt;
+
+        #[derive(Debug)]
+        struct List;
+        impl RevocationList for List {
+            fn is_token_revoked(&self, jti: &str) -> bool {
+                jti == "stolen"
+            }
+            fn is_subject_suspended(&self, tenant: &str, subject: &str) -> bool {
+                (tenant, subject) == ("acme", "banned")
+            }
+        }
+        let token = |sub: &str, jti: Option<&str>| {
+            let mut claims = serde_json::json!({
+                "sub": sub, "tenant": "acme", "role": "registered",
+                "exp": jsonwebtoken::get_current_timestamp() + 600,
+            });
+            if let Some(jti) = jti {
+                claims["jti"] = jti.into();
+            }
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+            )
+            .unwrap();
+            format!("Bearer {token}")
+        };
+        let run = |authorization: String| {
+            let requirement = RouteRequirement {
+                api_key: false,
+                jwt: true,
+                ..requirement(AuthMode::Required, &[], false)
+            };
+            let layer = AuthLayer::new(vec![requirement], None, "pcl")
+                .jwt(Some(Arc::new(
+                    JwtVerifier::builder(["HS256"])
+                        .key(crate::jwt::JwtKey::secret(JWT_SECRET).unwrap())
+                        .build()
+                        .unwrap(),
+                )))
+                .revocations(Some(Arc::new(List)));
+            let svc = layer.layer(tower::service_fn(|_req: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(()))
+            }));
+            let req = Request::get("/x")
+                .header("authorization", authorization)
+                .body(())
+                .unwrap();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(svc.oneshot(req))
+                .unwrap()
+        };
+        assert_eq!(run(token("user-1", Some("fine"))).status(), StatusCode::OK);
+        assert_eq!(run(token("user-1", None)).status(), StatusCode::OK);
+        let res = run(token("user-1", Some("stolen")));
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(code(&res), Some("invalid_credentials"));
+        let res = run(token("banned", Some("fine")));
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(code(&res), Some("subject_suspended"));
     }
 
     #[test]

@@ -542,6 +542,13 @@ impl JwtVerifier {
             Some(kid) if is_token_value(&kid, 128) => kid,
             Some(_) => return Err("the `kid` is not 1 to 128 visible ASCII characters".to_owned()),
         };
+        let token_id = match claims.get("jti") {
+            None => None,
+            Some(Value::String(j)) if is_token_value(j, 256) => Some(j.clone()),
+            Some(_) => {
+                return Err("the `jti` claim is not 1 to 256 visible ASCII characters".to_owned());
+            }
+        };
         Ok(Identity {
             tenant,
             subject,
@@ -549,6 +556,7 @@ impl JwtVerifier {
             role,
             scopes,
             credential: CredentialKind::Jwt,
+            token_id,
         })
     }
 }
@@ -762,6 +770,7 @@ MC4CAQAwBQYDK2VwBCIEICLmVfAGuIGLkkX8lR5c39Mz53KB9Begq9WHi2jzyv15
                 role: Role::Registered,
                 scopes: vec!["read".into(), "write".into()],
                 credential: CredentialKind::Jwt,
+                token_id: None,
             }
         );
 

@@ -24,6 +24,7 @@ mod original_target;
 pub mod query_token;
 pub mod rejection;
 pub mod response_posture;
+pub mod revocation;
 pub mod signature;
 
 pub use access_log::AccessLogLayer;

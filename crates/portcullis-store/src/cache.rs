@@ -13,6 +13,10 @@
 //! none are stale an arbitrary one is: a flood of random ids can push hot keys out, which costs
 //! lookups, never correctness. A lookup racing a local write can put back the answer from just
 //! before the write; it then ages out like any other, within the TTL.
+//!
+//! Revoked JWTs and suspended subjects pass straight through: the gateway reads them as a whole
+//! snapshot, once a second, and keeps that itself; a second layer of caching would only delay
+//! them.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -23,6 +27,7 @@ use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord};
+use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::store::{BoxFuture, KeyStore, Rotation};
 
 /// A [`KeyStore`] that caches `get` and `is_tenant_suspended` of another for a short TTL.
@@ -187,6 +192,30 @@ impl KeyStore for CachedKeyStore {
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>> {
         self.inner.list_audit(limit)
     }
+
+    fn revoke_token(&self, revocation: TokenRevocation) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.revoke_token(revocation)
+    }
+
+    fn set_subject_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.set_subject_suspended(tenant, subject, suspended)
+    }
+
+    fn revocation_snapshot(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>> {
+        self.inner.revocation_snapshot(now)
+    }
+
+    fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.purge_expired_revocations(now)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -260,6 +289,7 @@ mod tests {
         inner: MemoryStore,
         gets: AtomicUsize,
         suspension_reads: AtomicUsize,
+        snapshot_reads: AtomicUsize,
     }
 
     impl KeyStore for Counting {
@@ -318,6 +348,33 @@ mod tests {
         fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>> {
             self.inner.list_audit(limit)
         }
+        fn revoke_token(
+            &self,
+            revocation: TokenRevocation,
+        ) -> BoxFuture<'_, Result<(), StoreError>> {
+            self.inner.revoke_token(revocation)
+        }
+        fn set_subject_suspended<'a>(
+            &'a self,
+            tenant: &'a str,
+            subject: &'a str,
+            suspended: bool,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.set_subject_suspended(tenant, subject, suspended)
+        }
+        fn revocation_snapshot(
+            &self,
+            now: SystemTime,
+        ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>> {
+            self.snapshot_reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.revocation_snapshot(now)
+        }
+        fn purge_expired_revocations(
+            &self,
+            now: SystemTime,
+        ) -> BoxFuture<'_, Result<u64, StoreError>> {
+            self.inner.purge_expired_revocations(now)
+        }
     }
 
     fn counting() -> (Arc<Counting>, Arc<ManualClock>) {
@@ -326,6 +383,7 @@ mod tests {
             inner: MemoryStore::new().with_clock(clock.clone()),
             gets: AtomicUsize::new(0),
             suspension_reads: AtomicUsize::new(0),
+            snapshot_reads: AtomicUsize::new(0),
         });
         (store, clock)
     }
@@ -379,6 +437,26 @@ mod tests {
             assert!(lock(&cached.keys).entries.len() <= 8);
         }
         assert_eq!(lock(&cached.keys).entries.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn revocation_snapshots_are_never_cached() {
+        let (inner, clock) = counting();
+        let cached = CachedKeyStore::new(inner.clone());
+        let later = clock.now() + Duration::from_secs(60);
+        assert!(
+            !cached
+                .revocation_snapshot(clock.now())
+                .await
+                .unwrap()
+                .is_token_revoked("j1")
+        );
+        inner.revoke_jwt("j1", None, later).await.unwrap();
+        inner.suspend_subject("acme", "alice").await.unwrap();
+        let snapshot = cached.revocation_snapshot(clock.now()).await.unwrap();
+        assert!(snapshot.is_token_revoked("j1"));
+        assert!(snapshot.is_subject_suspended("acme", "alice"));
+        assert_eq!(inner.snapshot_reads.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!
 //! The cache checks wrap the backend in a [`CachedKeyStore`] and change the backend behind the
 //! cache's back, as another gateway instance would. The checks for keys that sign requests
-//! (sealed signing secrets, their rotation) are in `signing`.
+//! (sealed signing secrets, their rotation) are in `signing`; those for revoked JWTs and
+//! suspended subjects in `revocation`.
 //!
 //! Compiled for this crate's tests and, with the `conformance` feature, for backends elsewhere.
 #![allow(
@@ -33,8 +34,14 @@ use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey};
 use crate::store::{BoxFuture, KeyStore};
 use crate::verify::{RejectionKind, VerifiedKey, VerifyError};
 
+mod revocation;
 mod signing;
 
+pub use revocation::{
+    cache_passes_revocations_through, expired_revocations_are_purged,
+    re_revoking_keeps_the_later_expiry, revoked_tokens_are_in_the_snapshot_until_they_expire,
+    subject_suspension, unsound_revocations_name_the_field,
+};
 pub use signing::{
     plain_keys_do_not_sign, signed_key_rotation, signed_keys_round_trip,
     signed_rotation_needs_the_kek, signing_debug_output_has_no_secrets,
@@ -89,6 +96,12 @@ macro_rules! key_store_conformance {
             signed_key_rotation,
             signed_rotation_needs_the_kek,
             signing_debug_output_has_no_secrets,
+            revoked_tokens_are_in_the_snapshot_until_they_expire,
+            expired_revocations_are_purged,
+            re_revoking_keeps_the_later_expiry,
+            subject_suspension,
+            unsound_revocations_name_the_field,
+            cache_passes_revocations_through,
         );
     };
     // One check at a time: the attributes repeat per test, which a single nested repetition

@@ -1,9 +1,10 @@
 //! Portcullis state behind traits, so the layers need not know where it lives.
 //!
-//! The API-key store ([`KeyStore`]), with tenant suspension and the audit log kept in the same
-//! place; the request-signing secrets of keys that sign ([`signing`]); the replay guard that
-//! accepts each request signature once ([`ReplayGuard`]); and the [`Clock`] that every
-//! time-dependent check is given.
+//! The API-key store ([`KeyStore`]), with tenant suspension, the audit log, and the JWT
+//! revocation list and subject suspensions ([`revocation`]) kept in the same place; the
+//! request-signing secrets of keys that sign ([`signing`]); the replay guard that accepts each
+//! request signature once ([`ReplayGuard`]); and the [`Clock`] that every time-dependent check
+//! is given.
 //!
 //! Key stores:
 //! - [`MemoryStore`]: always built; tests and demos.
@@ -40,6 +41,7 @@ pub mod memory;
 pub mod postgres;
 pub mod record;
 pub mod replay;
+pub mod revocation;
 pub mod signing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -59,6 +61,7 @@ pub use record::{ApiKeyRecord, AuditRecord, KeyState, NewKey};
 #[cfg(feature = "redis")]
 pub use replay::RedisReplayGuard;
 pub use replay::{MemoryReplayGuard, ReplayGuard};
+pub use revocation::{RevocationSnapshot, TokenRevocation};
 pub use signing::{Kek, KekError, OpenError, SealedSecret, SigningSecret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

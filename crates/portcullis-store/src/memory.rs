@@ -10,9 +10,11 @@ use crate::clock::{Clock, SystemClock, truncate_to_millis};
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
+use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::store::{BoxFuture, KeyStore, Rotation};
 
-/// Keys, suspensions and the audit log in memory. The audit log grows without bound.
+/// Keys, suspensions, revocations and the audit log in memory. The audit log grows without
+/// bound; expired revocations stay until purged.
 #[derive(Debug)]
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
@@ -24,6 +26,9 @@ struct State {
     keys: BTreeMap<KeyId, ApiKeyRecord>,
     suspended: HashMap<String, SystemTime>,
     audit: Vec<AuditRecord>,
+    revoked_tokens: HashMap<String, TokenRevocation>,
+    /// `(tenant, subject)` and when it was suspended.
+    suspended_subjects: HashMap<(String, String), SystemTime>,
 }
 
 impl MemoryStore {
@@ -173,6 +178,67 @@ impl KeyStore for MemoryStore {
             .cloned()
             .collect();
         Box::pin(ready(Ok(records)))
+    }
+
+    fn revoke_token(&self, revocation: TokenRevocation) -> BoxFuture<'_, Result<(), StoreError>> {
+        // Rounded as the SQL stores round, so every backend reads back the same instants.
+        let revocation = TokenRevocation {
+            expires_at: truncate_to_millis(revocation.expires_at),
+            revoked_at: truncate_to_millis(revocation.revoked_at),
+            ..revocation
+        };
+        let mut state = self.state();
+        match state.revoked_tokens.get_mut(&revocation.jti) {
+            Some(existing) => existing.expires_at = existing.expires_at.max(revocation.expires_at),
+            None => {
+                state
+                    .revoked_tokens
+                    .insert(revocation.jti.clone(), revocation);
+            }
+        }
+        Box::pin(ready(Ok(())))
+    }
+
+    fn set_subject_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut state = self.state();
+        let key = (tenant.to_owned(), subject.to_owned());
+        if suspended {
+            let now = self.clock.now();
+            state.suspended_subjects.entry(key).or_insert(now);
+        } else {
+            state.suspended_subjects.remove(&key);
+        }
+        Box::pin(ready(Ok(())))
+    }
+
+    fn revocation_snapshot(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>> {
+        let state = self.state();
+        let snapshot = RevocationSnapshot {
+            tokens: state
+                .revoked_tokens
+                .values()
+                .filter(|r| r.expires_at > now)
+                .map(|r| r.jti.clone())
+                .collect(),
+            subjects: state.suspended_subjects.keys().cloned().collect(),
+        };
+        Box::pin(ready(Ok(snapshot)))
+    }
+
+    fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut state = self.state();
+        let before = state.revoked_tokens.len();
+        state.revoked_tokens.retain(|_, r| r.expires_at > now);
+        let purged = before - state.revoked_tokens.len();
+        Box::pin(ready(Ok(u64::try_from(purged).unwrap_or(u64::MAX))))
     }
 }
 

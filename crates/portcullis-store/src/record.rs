@@ -177,7 +177,8 @@ pub fn validate_tenant(tenant: &str) -> Result<(), StoreError> {
     }
 }
 
-fn validate_subject(subject: &str) -> Result<(), StoreError> {
+/// Checks a subject: 1 to 256 printable ASCII characters, no surrounding spaces.
+pub(crate) fn validate_subject(subject: &str) -> Result<(), StoreError> {
     let ok = (1..=256).contains(&subject.len())
         && subject.bytes().all(|b| (0x20..0x7f).contains(&b))
         && subject.trim() == subject;

@@ -3,7 +3,8 @@
 //! Both backends store the same columns with the same meaning, so a row decodes through one
 //! function here. Times are integer milliseconds since the Unix epoch (see `clock`), scopes one
 //! space-separated string (a scope token has no space), the state `active` or `revoked`, the
-//! sealed signing secret its bytes (NULL for a key that does not sign).
+//! sealed signing secret its bytes (NULL for a key that does not sign). Revoked tokens and
+//! suspended subjects are plain rows, read whole into a snapshot.
 //!
 //! Queries are built at run time with binds (`sqlx::query`), never with the compile-time checked
 //! macros: the build needs no database. Migrations are embedded in the binary with
@@ -18,6 +19,7 @@ use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::error::StoreError;
 use crate::key::{KeyId, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
+use crate::revocation::RevocationSnapshot;
 use crate::signing::SealedSecret;
 
 /// The key columns, in the order of [`KeyRow`].
@@ -115,6 +117,18 @@ pub(crate) fn decode_audit(row: AuditRow) -> Result<AuditRecord, StoreError> {
         correlation_id,
         detail,
     })
+}
+
+/// The snapshot from the rows of `revoked_tokens` (its `jti` column, already filtered by expiry)
+/// and `suspended_subjects` (`tenant, subject`).
+pub(crate) fn revocation_snapshot(
+    tokens: Vec<String>,
+    subjects: Vec<(String, String)>,
+) -> RevocationSnapshot {
+    RevocationSnapshot {
+        tokens: tokens.into_iter().collect(),
+        subjects: subjects.into_iter().collect(),
+    }
 }
 
 /// Migrations compiled into the binary: `(version, description, sql)`.

@@ -16,10 +16,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord};
+use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::signing::SealedSecret;
 use crate::sql::{
     AUDIT_COLUMNS, AuditRow, EmbeddedMigrations, KEY_COLUMNS, KeyRow, decode_audit, decode_key,
-    millis, scopes_column,
+    millis, revocation_snapshot, scopes_column,
 };
 use crate::store::{BoxFuture, KeyStore, Rotation};
 
@@ -33,6 +34,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         2,
         "signing secret",
         include_str!("../migrations/sqlite/0002_signing_secret.sql"),
+    ),
+    (
+        3,
+        "revocations",
+        include_str!("../migrations/sqlite/0003_revocations.sql"),
     ),
 ]);
 
@@ -317,6 +323,79 @@ impl KeyStore for SqliteStore {
                 .into_iter()
                 .map(decode_audit)
                 .collect()
+        })
+    }
+    fn revoke_token(&self, revocation: TokenRevocation) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO revoked_tokens (jti, tenant, expires_at, revoked_at) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (jti) DO UPDATE \
+                 SET expires_at = MAX(revoked_tokens.expires_at, excluded.expires_at)",
+            )
+            .bind(&revocation.jti)
+            .bind(revocation.tenant.as_deref())
+            .bind(millis(revocation.expires_at))
+            .bind(millis(revocation.revoked_at))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn set_subject_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if suspended {
+                sqlx::query(
+                    "INSERT INTO suspended_subjects (tenant, subject, suspended_at) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (tenant, subject) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(subject)
+                .bind(millis(self.clock.now()))
+                .execute(&self.pool)
+                .await?;
+            } else {
+                sqlx::query("DELETE FROM suspended_subjects WHERE tenant = ?1 AND subject = ?2")
+                    .bind(tenant)
+                    .bind(subject)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn revocation_snapshot(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>> {
+        Box::pin(async move {
+            let tokens: Vec<String> =
+                sqlx::query_scalar("SELECT jti FROM revoked_tokens WHERE expires_at > ?1")
+                    .bind(millis(now))
+                    .fetch_all(&self.pool)
+                    .await?;
+            let subjects: Vec<(String, String)> =
+                sqlx::query_as("SELECT tenant, subject FROM suspended_subjects")
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(revocation_snapshot(tokens, subjects))
+        })
+    }
+
+    fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= ?1")
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
         })
     }
 }

@@ -8,9 +8,10 @@
 //! in without an enum of known backends to extend.
 //!
 //! A backend implements the storage methods. The lifecycle methods (`create`, `create_signed`,
-//! `rotate`, `rotate_with_kek`, `suspend_tenant`, `unsuspend_tenant`, `verify`) are provided: key
-//! generation, validation, signing secrets, rotation rules and verification are written once, so
-//! backends cannot disagree on them. Backends should not override them.
+//! `rotate`, `rotate_with_kek`, `suspend_tenant`, `unsuspend_tenant`, `revoke_jwt`,
+//! `suspend_subject`, `unsuspend_subject`, `verify`) are provided: key generation, validation,
+//! signing secrets, rotation rules and verification are written once, so backends cannot
+//! disagree on them. Backends should not override them.
 
 use std::fmt;
 use std::future::Future;
@@ -21,13 +22,14 @@ use crate::clock::{Clock, truncate_to_millis};
 use crate::error::{NotRotatable, StoreError};
 use crate::key::{KeyId, KeyMaterial, PlaintextKey, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey, validate_tenant};
+use crate::revocation::{RevocationSnapshot, TokenRevocation, validate_suspended_subject};
 use crate::signing::{Kek, SealedSecret, SigningSecret};
 use crate::verify::{VerifiedKey, VerifyError};
 
 /// A future that can cross threads, boxed so that [`KeyStore`] stays dyn-compatible.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// API keys, tenant suspensions and the audit log.
+/// API keys, tenant suspensions, the audit log, revoked JWTs and suspended subjects.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -97,6 +99,31 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
 
     /// The newest `limit` audit records, newest first.
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>>;
+
+    /// Stores a JWT revocation as given, unchecked (to revoke a token, call
+    /// [`revoke_jwt`](Self::revoke_jwt)). Idempotent: revoking a `jti` again keeps the later of
+    /// the two expiries, and the first revocation's tenant and time.
+    fn revoke_token(&self, revocation: TokenRevocation) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Suspends a tenant's subject (every JWT of it is refused, whatever its `jti`) or lifts the
+    /// suspension; unchecked (see [`suspend_subject`](Self::suspend_subject)). Idempotent.
+    fn set_subject_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// What a gateway refuses at `now`: the `jti` of every revocation whose `expires_at` is later
+    /// than `now`, and every suspended `(tenant, subject)`.
+    fn revocation_snapshot(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>>;
+
+    /// Deletes the revocations whose `expires_at` is at or before `now` (their tokens have
+    /// expired); returns how many.
+    fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Makes a key: validates the request, generates id and secret, stores the record and returns
     /// it with the plaintext key, which exists nowhere else.
@@ -211,6 +238,51 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         Box::pin(async move {
             validate_tenant(tenant)?;
             self.set_tenant_suspended(tenant, false).await
+        })
+    }
+
+    /// Revokes a JWT by its `jti` until `expires_at`, the token's own expiry (its `exp`): the
+    /// revocation can go once the token would be refused anyway. Checks the `jti` (1 to 256
+    /// printable ASCII characters), the tenant if given, and that `expires_at` is in the future;
+    /// returns the revocation as written (times rounded to milliseconds). Revoking a `jti` again
+    /// is harmless and never shortens its revocation.
+    fn revoke_jwt<'a>(
+        &'a self,
+        jti: &'a str,
+        tenant: Option<&'a str>,
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, Result<TokenRevocation, StoreError>> {
+        Box::pin(async move {
+            let revocation =
+                TokenRevocation::new_checked(jti, tenant, expires_at, self.clock().now())?;
+            self.revoke_token(revocation.clone()).await?;
+            Ok(revocation)
+        })
+    }
+
+    /// Suspends one subject of a tenant: the gateway refuses its JWTs until
+    /// [`unsuspend_subject`](Self::unsuspend_subject). The tenant and subject follow the rules of
+    /// a key's.
+    fn suspend_subject<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            validate_suspended_subject(tenant, subject)?;
+            self.set_subject_suspended(tenant, subject, true).await
+        })
+    }
+
+    /// Lifts a subject's suspension.
+    fn unsuspend_subject<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            validate_suspended_subject(tenant, subject)?;
+            self.set_subject_suspended(tenant, subject, false).await
         })
     }
 

@@ -8,6 +8,11 @@
 //! POST /v1/keys/{id}/revoke           -> {id, tenant, state, effective_within}
 //! POST /v1/tenants/{tenant}/suspend   -> {tenant, suspended, effective_within}
 //! POST /v1/tenants/{tenant}/unsuspend
+//! POST /v1/tokens/revoke              {jti, expires_at, tenant?} -> {jti, tenant, expires_at,
+//!                                     revoked, effective_within}
+//! POST /v1/tenants/{tenant}/subjects/{subject}/suspend   -> {tenant, subject, suspended,
+//!                                                            effective_within}
+//! POST /v1/tenants/{tenant}/subjects/{subject}/unsuspend
 //! GET  /v1/audit?limit=N              -> [audit record], oldest first
 //! ```
 //!
@@ -29,7 +34,8 @@
 //! - **Its own store connection**: the admin API opens the policy's store without the gateway's
 //!   read cache, so what it shows is what the store holds. A change it makes reaches the
 //!   gateway (this instance and every other) within `cache-ttl`, as a change made by the CLI
-//!   does.
+//!   does; a revoked JWT or a suspended subject within 5 s, as every gateway reloads that list
+//!   every second.
 //! - Errors use the gateway's one JSON shape (`{"error": {"code", "message",
 //!   "correlation_id"}}`), rendered by the same layer, with the caller's well-formed
 //!   `X-Correlation-ID` (the policy's `[correlation-id]` settings) or a generated one.

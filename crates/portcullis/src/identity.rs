@@ -6,6 +6,7 @@ use portcullis_layers::auth::{
     ApiKeyVerifier, AuthLayer, AuthMode, IdentityHeaderNames, RouteRequirement,
 };
 use portcullis_layers::jwt::JwtVerifier;
+use portcullis_layers::revocation::RevocationList;
 use portcullis_policy::Policy;
 use portcullis_policy::auth::{AuthMode as PolicyMode, Credential};
 
@@ -14,6 +15,7 @@ pub(crate) fn auth_layer(
     policy: &Policy,
     verifier: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
+    revocations: Option<Arc<dyn RevocationList>>,
 ) -> AuthLayer {
     let per_route = policy
         .all_routes()
@@ -46,4 +48,5 @@ pub(crate) fn auth_layer(
         })
         .tenant_header(auth.tenant_header.clone())
         .jwt(jwt)
+        .revocations(revocations)
 }

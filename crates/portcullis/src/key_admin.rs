@@ -2,8 +2,12 @@
 //! ([`crate::admin`]): the actions, their audit records, and the JSON views both print.
 //!
 //! - Every change writes one audit record (`key.create`, `key.rotate`, `key.revoke`,
-//!   `tenant.suspend`, `tenant.unsuspend`) naming the [`Actor`], to the store's own audit log,
-//!   so the CLI and the API leave one trail. Reads leave none.
+//!   `tenant.suspend`, `tenant.unsuspend`, `token.revoke`, `subject.suspend`,
+//!   `subject.unsuspend`) naming the [`Actor`], to the store's own audit log, so the CLI and the
+//!   API leave one trail. Reads leave none.
+//! - Revoked JWTs (by `jti`) and suspended subjects are not cached like keys: every gateway
+//!   instance reloads the whole list every second, so they take effect everywhere within
+//!   [`REVOCATION_EFFECTIVE_WITHIN`], whatever the policy's `cache-ttl`.
 //! - The plaintext key of `create` and `rotate` exists once, in [`Issued`], and so does the
 //!   signing secret of a key that signs requests. Once the store has made a key nothing may keep
 //!   it from its caller, so a failed audit write after a create or rotate is reported beside the
@@ -45,11 +49,15 @@ use portcullis_policy::auth::ApiKeySettings;
 use portcullis_store::key::InvalidKeyId;
 use portcullis_store::{
     ApiKeyRecord, AuditRecord, Kek, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, SigningSecret,
-    StoreError,
+    StoreError, TokenRevocation,
 };
 use serde_json::{Value, json};
 
 use crate::key_store::resolve;
+
+/// How soon every gateway instance honours a token revocation or a subject suspension: each
+/// reloads the whole list every second; the rest is room for a slow store.
+pub const REVOCATION_EFFECTIVE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Who makes a change, as the audit record names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -520,6 +528,78 @@ pub async fn unsuspend(
     record_change(store, actor, "tenant.unsuspend", tenant, None).await
 }
 
+/// Revokes a JWT by its `jti` until `expires_at`, the token's own `exp` (after it the token is
+/// refused anyway, and the revocation is dropped). `tenant` is recorded for operators; the
+/// gateway refuses the `jti` whatever the tenant. Returns the revocation as written.
+pub async fn revoke_token(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    jti: &str,
+    tenant: Option<&str>,
+    expires_at: SystemTime,
+) -> Result<TokenRevocation, KeyAdminError> {
+    if looks_like_a_jwt(jti) {
+        // Not echoed, and never stored or audited: it is a credential.
+        return Err(KeyAdminError::Invalid(
+            "that is a whole JWT: pass only its `jti` claim".to_owned(),
+        ));
+    }
+    let revocation = store.revoke_jwt(jti, tenant, expires_at).await?;
+    let mut detail = String::new();
+    if let Some(tenant) = &revocation.tenant {
+        detail.push_str(&format!("tenant={tenant} "));
+    }
+    detail.push_str(&format!(
+        "expires={}",
+        humantime::format_rfc3339_seconds(revocation.expires_at)
+    ));
+    // A `jti` names a token; it is no credential, so it may be the target.
+    record_change(store, actor, "token.revoke", jti, Some(detail)).await?;
+    Ok(revocation)
+}
+
+/// Refuses every JWT of one subject of a tenant until it is unsuspended. Keys are not affected:
+/// a key's subject is a label, and a whole tenant's keys are suspended with [`suspend`].
+pub async fn suspend_subject(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    tenant: &str,
+    subject: &str,
+) -> Result<(), KeyAdminError> {
+    store.suspend_subject(tenant, subject).await?;
+    let target = subject_target(tenant, subject);
+    record_change(store, actor, "subject.suspend", &target, None).await
+}
+
+/// Lifts a subject's suspension.
+pub async fn unsuspend_subject(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    tenant: &str,
+    subject: &str,
+) -> Result<(), KeyAdminError> {
+    store.unsuspend_subject(tenant, subject).await?;
+    let target = subject_target(tenant, subject);
+    record_change(store, actor, "subject.unsuspend", &target, None).await
+}
+
+/// Whether `text` is a compact JWS (`eyJ…` header, three dot-separated base64url parts) rather
+/// than a `jti`: a pasted token would otherwise be kept in the store and the audit log.
+fn looks_like_a_jwt(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && text.starts_with("eyJ")
+        && parts.iter().all(|part| {
+            part.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// `tenant/subject`: unambiguous, as a tenant name has no `/`.
+fn subject_target(tenant: &str, subject: &str) -> String {
+    format!("{tenant}/{subject}")
+}
+
 /// The newest `limit` audit records, oldest first (as a log reads, the newest at the bottom).
 pub async fn audit(store: &dyn KeyStore, limit: usize) -> Result<Vec<AuditRecord>, KeyAdminError> {
     let mut records = store.list_audit(limit).await?;
@@ -736,6 +816,107 @@ mod tests {
                 rotate(&store, &actor, &issued.view.record.id, Duration::ZERO, None).await,
                 Err(KeyAdminError::NotRotatable(_))
             ));
+        });
+    }
+
+    #[test]
+    fn token_revocations_and_subject_suspensions_reach_the_snapshot_and_the_audit_log() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let actor = Actor::new("admin").with_correlation_id("corr-2");
+            let now = store.clock().now();
+            let exp = now + Duration::from_secs(3600);
+            let written = revoke_token(&store, &actor, "jti-1", Some("acme"), exp)
+                .await
+                .unwrap();
+            assert_eq!(written.jti, "jti-1");
+            suspend_subject(&store, &actor, "acme", "alice")
+                .await
+                .unwrap();
+            suspend_subject(&store, &actor, "acme", "bob")
+                .await
+                .unwrap();
+            unsuspend_subject(&store, &actor, "acme", "bob")
+                .await
+                .unwrap();
+            let snapshot = store.revocation_snapshot(now).await.unwrap();
+            assert!(snapshot.is_token_revoked("jti-1"));
+            assert!(snapshot.is_subject_suspended("acme", "alice"));
+            assert!(!snapshot.is_subject_suspended("acme", "bob"));
+            // A subject suspension is not a tenant suspension.
+            assert!(!store.is_tenant_suspended("acme").await.unwrap());
+
+            let log = audit(&store, 10).await.unwrap();
+            let seen: Vec<(&str, &str, Option<&str>)> = log
+                .iter()
+                .map(|r| (r.action.as_str(), r.target.as_str(), r.detail.as_deref()))
+                .collect();
+            let expires = humantime::format_rfc3339_seconds(exp).to_string();
+            assert_eq!(
+                seen,
+                [
+                    (
+                        "token.revoke",
+                        "jti-1",
+                        Some(format!("tenant=acme expires={expires}").as_str())
+                    ),
+                    ("subject.suspend", "acme/alice", None),
+                    ("subject.suspend", "acme/bob", None),
+                    ("subject.unsuspend", "acme/bob", None),
+                ]
+            );
+            for record in &log {
+                assert_eq!(record.actor, "admin");
+                assert_eq!(record.correlation_id.as_deref(), Some("corr-2"));
+            }
+        });
+    }
+
+    #[test]
+    fn unsound_revocations_are_invalid_and_not_audited() {
+        block_on(async {
+            let store = MemoryStore::new();
+            let actor = Actor::new("t");
+            let now = store.clock().now();
+            let later = now + Duration::from_secs(60);
+            for (result, field) in [
+                (revoke_token(&store, &actor, "", None, later).await, "jti"),
+                (
+                    revoke_token(&store, &actor, "j", Some("a b"), later).await,
+                    "tenant",
+                ),
+                (
+                    revoke_token(&store, &actor, "j", None, now).await,
+                    "expires_at",
+                ),
+            ] {
+                assert!(
+                    matches!(&result, Err(KeyAdminError::Invalid(m)) if m.contains(field)),
+                    "{field}: {result:?}"
+                );
+            }
+            assert!(matches!(
+                suspend_subject(&store, &actor, "acme", "").await,
+                Err(KeyAdminError::Invalid(m)) if m.contains("subject")
+            ));
+            assert!(matches!(
+                unsuspend_subject(&store, &actor, "a b", "alice").await,
+                Err(KeyAdminError::Invalid(m)) if m.contains("tenant")
+            ));
+            let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz";
+            let err = revoke_token(&store, &actor, jwt, None, later)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, KeyAdminError::Invalid(m) if m.contains("jti")),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("eyJzdWIi"), "{err}");
+            assert!(audit(&store, 10).await.unwrap().is_empty());
+            assert_eq!(
+                store.revocation_snapshot(now).await.unwrap(),
+                portcullis_store::RevocationSnapshot::default()
+            );
         });
     }
 

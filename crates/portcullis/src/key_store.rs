@@ -164,6 +164,7 @@ impl ApiKeyVerifier for StoreVerifier {
                         role: Role::Registered,
                         scopes: key.scopes,
                         credential: CredentialKind::ApiKey,
+                        token_id: None,
                     };
                     let verified = VerifiedApiKey::new(identity);
                     Ok(match signing_secret {

@@ -28,6 +28,7 @@ use tower::{Layer, Service};
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
 use crate::proxy::{PeerAddr, Proxy, ProxyError, RequestBody, Tunnels, websocket};
+use crate::revocations::StoreRevocations;
 use crate::signing::{self, SigningError};
 use crate::stack::{PolicyLayer, PolicyService};
 use crate::wire_framing::{self, FramingQueue, ScannedIo};
@@ -107,6 +108,11 @@ impl Gateway {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let mut layer = PolicyLayer::new(policy);
         if let Some(store) = keys {
+            // The revocation list lives in the key store: read now, refreshed every second.
+            let revocations = StoreRevocations::start(store.clone())
+                .await
+                .map_err(|e| ServeError::KeyStore(KeyStoreError::Open(e)))?;
+            layer = layer.with_revocations(revocations);
             let mut verifier = StoreVerifier::new(store);
             if let Some(kek) = kek {
                 verifier = verifier.with_kek(kek);

@@ -12,6 +12,7 @@ use portcullis_layers::framing::Framing;
 use portcullis_layers::jwt::JwtVerifier;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
+use portcullis_layers::revocation::RevocationList;
 use portcullis_layers::signature::{Signature, SignatureLayer};
 use portcullis_layers::{
     AccessLogLayer, CorrelationIdLayer, ErrorDetail, FramingLayer, RenderErrorsLayer,
@@ -74,6 +75,7 @@ pub struct PolicyLayer {
     signature: SignatureLayer,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
+    revocations: Option<Arc<dyn RevocationList>>,
     csrf: Option<CsrfLayer>,
     cookies: Option<CookiePolicyLayer>,
     security_txt: SecurityTxtLayer,
@@ -123,10 +125,11 @@ impl PolicyLayer {
                 tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
                 CorsLayer::deny_all()
             }),
-            auth: identity::auth_layer(&policy, None, None),
+            auth: identity::auth_layer(&policy, None, None, None),
             signature: crate::signing::not_configured(),
             api_keys: None,
             jwt: None,
+            revocations: None,
             csrf: cross_origin::csrf_layer(&policy),
             cookies: cross_origin::cookie_layer(&policy),
             security_txt: SecurityTxtLayer::new(policy.disclosure.as_ref()),
@@ -138,7 +141,7 @@ impl PolicyLayer {
     /// one, a route that requires an API key refuses every request.
     pub fn with_api_keys(mut self, verifier: Arc<dyn ApiKeyVerifier>) -> Self {
         self.api_keys = Some(verifier);
-        self.auth = identity::auth_layer(&self.policy, self.api_keys.clone(), self.jwt.clone());
+        self.rebuild_auth();
         self
     }
 
@@ -146,8 +149,26 @@ impl PolicyLayer {
     /// [`crate::jwt_keys::load`]). Without one, a route that accepts JWTs refuses every token.
     pub fn with_jwt(mut self, verifier: Arc<JwtVerifier>) -> Self {
         self.jwt = Some(verifier);
-        self.auth = identity::auth_layer(&self.policy, self.api_keys.clone(), self.jwt.clone());
+        self.rebuild_auth();
         self
+    }
+
+    /// Refuses revoked JWTs (`401`) and suspended subjects (`403 subject_suspended`) from
+    /// `list` (the gateway keeps the key store's lists in memory:
+    /// [`crate::revocations::StoreRevocations`]).
+    pub fn with_revocations(mut self, list: Arc<dyn RevocationList>) -> Self {
+        self.revocations = Some(list);
+        self.rebuild_auth();
+        self
+    }
+
+    fn rebuild_auth(&mut self) {
+        self.auth = identity::auth_layer(
+            &self.policy,
+            self.api_keys.clone(),
+            self.jwt.clone(),
+            self.revocations.clone(),
+        );
     }
 
     /// Checks request signatures with `layer` (the gateway builds it from

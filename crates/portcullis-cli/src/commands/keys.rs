@@ -13,6 +13,9 @@
 //!   `create --signed` always, `rotate` whenever the policy has that table.
 //! - Every change writes an audit record (actor `cli:<user>`) to the store's own audit log, so
 //!   the CLI and the admin API leave one trail.
+//! - Key revocations and tenant suspensions reach gateways within the policy's `cache-ttl`;
+//!   JWT revocations (`revoke-token`) and subject suspensions (`suspend --subject`) within 5 s,
+//!   as every gateway reloads that list every second.
 //! - Error messages never contain the store location: a PostgreSQL URL carries a password.
 //!
 //! Exit codes follow `check` and `serve`: 1 for the caller's mistake (a policy error, a policy
@@ -101,15 +104,35 @@ pub enum Action {
         /// The key id.
         id: String,
     },
-    /// Refuse every key of a tenant until it is unsuspended.
+    /// Refuse every key of a tenant until it is unsuspended; with `--subject`, every JWT of
+    /// that one subject of the tenant instead.
     Suspend {
         /// The tenant.
         tenant: String,
+        /// Suspend only this subject (a JWT's `sub`) of the tenant; its JWTs are refused
+        /// within 5 s. The tenant's keys are not affected.
+        #[arg(long)]
+        subject: Option<String>,
     },
-    /// Lift a tenant's suspension.
+    /// Lift a tenant's suspension, or with `--subject` a subject's.
     Unsuspend {
         /// The tenant.
         tenant: String,
+        /// Lift only this subject's suspension.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke one JWT by its `jti` claim: every gateway refuses it within 5 s.
+    RevokeToken {
+        /// The token's `jti` claim (not the token itself).
+        jti: String,
+        /// The token's own expiry, its `exp`: an RFC 3339 UTC time, or a duration from now
+        /// (`1h`). The revocation is kept until then, after which the token is refused anyway.
+        #[arg(long, value_name = "TIME|DURATION", value_parser = parse_expiry)]
+        until: Expiry,
+        /// The tenant the token was for, recorded for operators.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Print the newest audit records, oldest first.
     Audit {
@@ -306,7 +329,53 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
                 humantime::format_duration(settings.cache_ttl)
             ))
         }
-        Action::Suspend { tenant } => {
+        Action::Suspend {
+            tenant,
+            subject: Some(subject),
+        } => {
+            let store = open(settings, Access::Write).await?;
+            key_admin::suspend_subject(&*store, &actor, &tenant, &subject).await?;
+            emit(format!(
+                "suspended subject {subject:?} of tenant {tenant}: gateways refuse its tokens \
+                 within {}\n",
+                revocation_within()
+            ))
+        }
+        Action::Unsuspend {
+            tenant,
+            subject: Some(subject),
+        } => {
+            let store = open(settings, Access::Write).await?;
+            key_admin::unsuspend_subject(&*store, &actor, &tenant, &subject).await?;
+            emit(format!(
+                "unsuspended subject {subject:?} of tenant {tenant}: gateways accept its tokens \
+                 again within {}\n",
+                revocation_within()
+            ))
+        }
+        Action::RevokeToken { jti, until, tenant } => {
+            let store = open(settings, Access::Write).await?;
+            let expires_at = match until {
+                Expiry::At(at) => at,
+                Expiry::After(after) => {
+                    store.clock().now().checked_add(after).ok_or_else(|| {
+                        Failure::invalid("--until: the time is too far in the future")
+                    })?
+                }
+            };
+            let revocation =
+                key_admin::revoke_token(&*store, &actor, &jti, tenant.as_deref(), expires_at)
+                    .await?;
+            emit(format!(
+                "revoked token {jti:?} until {}: gateways refuse it within {}\n",
+                humantime::format_rfc3339_seconds(revocation.expires_at),
+                revocation_within()
+            ))
+        }
+        Action::Suspend {
+            tenant,
+            subject: None,
+        } => {
             let store = open(settings, Access::Write).await?;
             key_admin::suspend(&*store, &actor, &tenant).await?;
             emit(format!(
@@ -314,7 +383,10 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
                 humantime::format_duration(settings.cache_ttl)
             ))
         }
-        Action::Unsuspend { tenant } => {
+        Action::Unsuspend {
+            tenant,
+            subject: None,
+        } => {
             let store = open(settings, Access::Write).await?;
             key_admin::unsuspend(&*store, &actor, &tenant).await?;
             emit(format!(
@@ -330,6 +402,12 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
         // Handled by `run` before the policy's `[auth.api-keys]` is required.
         Action::Kek => print_kek(settings.signing.as_ref()),
     }
+}
+
+/// How soon gateways honour a token revocation or subject suspension (`5s`): the gateway
+/// reloads that list every second, whatever the policy's `cache-ttl`.
+fn revocation_within() -> humantime::FormattedDuration {
+    humantime::format_duration(key_admin::REVOCATION_EFFECTIVE_WITHIN)
 }
 
 /// `create --signed` with a policy that has no `[auth.api-keys.signing]`.

@@ -63,6 +63,15 @@ pub(crate) fn router(
         .route("/v1/keys/{id}/revoke", post(revoke))
         .route("/v1/tenants/{tenant}/suspend", post(suspend))
         .route("/v1/tenants/{tenant}/unsuspend", post(unsuspend))
+        .route("/v1/tokens/revoke", post(revoke_token))
+        .route(
+            "/v1/tenants/{tenant}/subjects/{subject}/suspend",
+            post(suspend_subject),
+        )
+        .route(
+            "/v1/tenants/{tenant}/subjects/{subject}/unsuspend",
+            post(unsuspend_subject),
+        )
         .route("/v1/audit", get(audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -245,6 +254,17 @@ struct RotateBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RevokeTokenBody {
+    /// The token's `jti` claim.
+    jti: String,
+    /// The token's own expiry (its `exp`), RFC 3339: the revocation is kept until then.
+    expires_at: String,
+    /// The tenant the token was for, recorded for operators.
+    tenant: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     tenant: Option<String>,
 }
@@ -304,7 +324,7 @@ fn duration(field: &str, value: &str) -> Result<Duration, ApiError> {
     })
 }
 
-fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+fn path_param<T>(param: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     param
         .map(|Path(value)| value)
         .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))
@@ -475,6 +495,85 @@ async fn set_suspended(
         "tenant": tenant,
         "suspended": suspended,
         "effective_within": within(&state.keys),
+    }))
+    .into_response())
+}
+
+/// `effective_within` of token revocations and subject suspensions: the gateway reloads that
+/// list every second, whatever `cache-ttl` says.
+fn revocation_within() -> String {
+    humantime::format_duration(key_admin::REVOCATION_EFFECTIVE_WITHIN).to_string()
+}
+
+async fn revoke_token(
+    State(state): State<Arc<AdminState>>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: RevokeTokenBody = json_body(&headers, body)?
+        .ok_or_else(|| ApiError::bad_request("a JSON body is required"))?;
+    // The value is not echoed: whatever was pasted here, it is no time.
+    let expires_at = humantime::parse_rfc3339_weak(&body.expires_at).map_err(|_| {
+        ApiError::bad_request(
+            "expires_at: not an RFC 3339 UTC time; write the token's `exp`, e.g.              \"2030-01-01T00:00:00Z\"",
+        )
+    })?;
+    let revocation = key_admin::revoke_token(
+        &*state.store,
+        &actor,
+        &body.jti,
+        body.tenant.as_deref(),
+        expires_at,
+    )
+    .await
+    .map_err(|e| ApiError::from_action(e, &state.keys))?;
+    Ok(axum::Json(json!({
+        "jti": revocation.jti,
+        "tenant": revocation.tenant,
+        "expires_at": humantime::format_rfc3339_millis(revocation.expires_at).to_string(),
+        "revoked": true,
+        "effective_within": revocation_within(),
+    }))
+    .into_response())
+}
+
+async fn suspend_subject(
+    State(state): State<Arc<AdminState>>,
+    Caller(actor): Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, subject) = path_param(path)?;
+    set_subject_suspended(state, actor, tenant, subject, true).await
+}
+
+async fn unsuspend_subject(
+    State(state): State<Arc<AdminState>>,
+    Caller(actor): Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, subject) = path_param(path)?;
+    set_subject_suspended(state, actor, tenant, subject, false).await
+}
+
+async fn set_subject_suspended(
+    state: Arc<AdminState>,
+    actor: Actor,
+    tenant: String,
+    subject: String,
+    suspended: bool,
+) -> Result<Response, ApiError> {
+    let done = if suspended {
+        key_admin::suspend_subject(&*state.store, &actor, &tenant, &subject).await
+    } else {
+        key_admin::unsuspend_subject(&*state.store, &actor, &tenant, &subject).await
+    };
+    done.map_err(|e| ApiError::from_action(e, &state.keys))?;
+    Ok(axum::Json(json!({
+        "tenant": tenant,
+        "subject": subject,
+        "suspended": suspended,
+        "effective_within": revocation_within(),
     }))
     .into_response())
 }

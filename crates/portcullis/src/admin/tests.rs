@@ -14,8 +14,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use portcullis_policy::{CompileOptions, load_str};
 use portcullis_store::{
-    ApiKeyRecord, AuditRecord, BoxFuture, Clock, Kek, KeyId, KeyStore, MemoryStore, Rotation,
-    StoreError,
+    ApiKeyRecord, AuditRecord, BoxFuture, Clock, Kek, KeyId, KeyStore, MemoryStore,
+    RevocationSnapshot, Rotation, StoreError, TokenRevocation,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -108,6 +108,26 @@ impl KeyStore for Flaky {
     }
     fn list_audit(&self, limit: usize) -> BoxFuture<'_, Result<Vec<AuditRecord>, StoreError>> {
         self.guarded(self.inner.list_audit(limit))
+    }
+    fn revoke_token(&self, revocation: TokenRevocation) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.guarded(self.inner.revoke_token(revocation))
+    }
+    fn set_subject_suspended<'a>(
+        &'a self,
+        tenant: &'a str,
+        subject: &'a str,
+        suspended: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.guarded(self.inner.set_subject_suspended(tenant, subject, suspended))
+    }
+    fn revocation_snapshot(
+        &self,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<RevocationSnapshot, StoreError>> {
+        self.guarded(self.inner.revocation_snapshot(now))
+    }
+    fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.guarded(self.inner.purge_expired_revocations(now))
     }
 }
 
@@ -680,4 +700,175 @@ async fn without_a_kek_signed_keys_are_refused_with_the_table_to_add() {
     let message = reply.json["error"]["message"].as_str().unwrap();
     assert!(message.contains("[auth.api-keys.signing]"), "{message}");
     assert_eq!(api.store.inner.list(None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn token_revocations_and_subject_suspensions_reach_the_snapshot_audited() {
+    let api = api();
+    let now = api.store.clock().now();
+    let exp = humantime::format_rfc3339_seconds(now + std::time::Duration::from_secs(3600));
+    let reply = api
+        .send(
+            "POST",
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "jti-1", "expires_at": exp.to_string(), "tenant": "acme"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_eq!(
+        reply.json,
+        json!({
+            "jti": "jti-1",
+            "tenant": "acme",
+            "expires_at": humantime::format_rfc3339_millis(
+                humantime::parse_rfc3339(&exp.to_string()).unwrap()
+            ).to_string(),
+            "revoked": true,
+            "effective_within": "5s",
+        })
+    );
+    // Without a tenant, too.
+    let reply = api
+        .send(
+            "POST",
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "jti-2", "expires_at": exp.to_string()})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.json["tenant"], Value::Null);
+
+    for (path, suspended) in [
+        ("/v1/tenants/acme/subjects/alice/suspend", true),
+        ("/v1/tenants/acme/subjects/bob%20smith/suspend", true),
+        ("/v1/tenants/acme/subjects/alice/unsuspend", false),
+    ] {
+        let reply = api.send("POST", path, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.json);
+        assert_eq!(reply.json["tenant"], "acme");
+        assert_eq!(reply.json["suspended"], suspended);
+        assert_eq!(reply.json["effective_within"], "5s");
+    }
+
+    let snapshot = api.store.inner.revocation_snapshot(now).await.unwrap();
+    assert!(snapshot.is_token_revoked("jti-1"));
+    assert!(snapshot.is_token_revoked("jti-2"));
+    assert_eq!(
+        snapshot.subjects.into_iter().collect::<Vec<_>>(),
+        [("acme".to_owned(), "bob smith".to_owned())]
+    );
+    assert!(!api.store.inner.is_tenant_suspended("acme").await.unwrap());
+
+    let audit = api.send("GET", "/v1/audit", None).await.json;
+    let records: Vec<(&str, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["target"].as_str().unwrap(),
+                r["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [
+            ("token.revoke", "jti-1", "admin"),
+            ("token.revoke", "jti-2", "admin"),
+            ("subject.suspend", "acme/alice", "admin"),
+            ("subject.suspend", "acme/bob smith", "admin"),
+            ("subject.unsuspend", "acme/alice", "admin"),
+        ]
+    );
+    assert_eq!(
+        audit[0]["detail"],
+        format!("tenant=acme expires={exp}").as_str()
+    );
+}
+
+#[tokio::test]
+async fn unsound_revocations_are_400_and_change_nothing() {
+    let api = api();
+    let now = api.store.clock().now();
+    let later =
+        humantime::format_rfc3339_seconds(now + std::time::Duration::from_secs(60)).to_string();
+    let earlier =
+        humantime::format_rfc3339_seconds(now - std::time::Duration::from_secs(60)).to_string();
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz";
+    let cases: Vec<(&str, Option<Value>, &str)> = vec![
+        ("/v1/tokens/revoke", None, "body"),
+        ("/v1/tokens/revoke", Some(json!({"jti": "j"})), "expires_at"),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "", "expires_at": later})),
+            "jti",
+        ),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "j", "expires_at": earlier})),
+            "expires_at",
+        ),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "j", "expires_at": "tomorrow"})),
+            "expires_at",
+        ),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "j", "expires_at": later, "tenant": "a b"})),
+            "tenant",
+        ),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "j", "expires_at": later, "sub": "x"})),
+            "sub",
+        ),
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": jwt, "expires_at": later})),
+            "jti",
+        ),
+        ("/v1/tenants/a%20b/subjects/alice/suspend", None, "tenant"),
+        (
+            "/v1/tenants/acme/subjects/%20alice/suspend",
+            None,
+            "subject",
+        ),
+        ("/v1/tenants/acme/subjects/a%0Ab/unsuspend", None, "subject"),
+    ];
+    for (path, body, field) in cases {
+        let reply = api.send("POST", path, body.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body:?}: {}",
+            reply.json
+        );
+        assert_eq!(error_code(&reply), "invalid_request");
+        let message = reply.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{path} {body:?}: {message}");
+        assert!(!message.contains("eyJzdWIi"), "{message}");
+    }
+    assert!(api.store.inner.list_audit(10).await.unwrap().is_empty());
+    assert_eq!(
+        api.store.inner.revocation_snapshot(now).await.unwrap(),
+        RevocationSnapshot::default()
+    );
+
+    // The store is down: 503, as for keys.
+    api.store.down.store(true, Ordering::SeqCst);
+    for (path, body) in [
+        (
+            "/v1/tokens/revoke",
+            Some(json!({"jti": "j", "expires_at": later})),
+        ),
+        ("/v1/tenants/acme/subjects/alice/suspend", None),
+    ] {
+        let reply = api.send("POST", path, body).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(error_code(&reply), "store_unavailable");
+    }
 }
