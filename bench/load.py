@@ -179,10 +179,16 @@ def wait_ready(server: Server, timeout: float = 15.0) -> None:
     raise HarnessError(f"{server.name} did not answer 200 with a 1 KiB body on port {server.port}")
 
 
+# Sent with every request to every target: the gateway's API key when the policy requires one
+# (nginx and HAProxy receive it too and do not check it; checking it is part of the gateway's
+# measured work). Set once in main().
+REQUEST_HEADERS: dict[str, str] = {}
+
+
 def http_get(port: int, path: str, headers: dict[str, str] | None = None):
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request("GET", path, headers={**REQUEST_HEADERS, **(headers or {})})
         res = conn.getresponse()
         body = res.read()
         return res.status, [(k.lower(), v) for k, v in res.getheaders()], body
@@ -222,7 +228,9 @@ class Posture:
 
 def load_posture(path: Path) -> Posture:
     """The subset of the policy format examples/sdk-api.toml uses; anything else is refused
-    rather than silently approximated (the parity check would catch it too)."""
+    rather than silently approximated (the parity check would catch it too). Authentication
+    (`[auth]`, routes' `auth`) is the gateway's alone and is not reproduced: the requests carry
+    a valid key (see `with_bench_key`), which nginx and HAProxy pass through unchecked."""
     with open(path, "rb") as f:
         doc = tomllib.load(f)
     env = doc.get("environment", "development")
@@ -283,6 +291,30 @@ def load_posture(path: Path) -> Posture:
         id_accept=[h.lower() for h in cid.get("accept", ["x-correlation-id", "x-request-id"])],
         id_max_length=int(cid.get("max-length", 128)),
     )
+
+
+def with_bench_key(policy: Path, workdir: Path, portcullis: Path) -> Path:
+    """When the policy requires API keys (examples/sdk-api.toml does), a copy of it whose SQLite
+    key store lives in `workdir`, with one key made in it for every request to carry; else the
+    policy itself. The key is sent to every target, so all of them parse the same requests."""
+    with open(policy, "rb") as f:
+        doc = tomllib.load(f)
+    keys = doc.get("auth", {}).get("api-keys")
+    if keys is None:
+        return policy
+    store = keys.get("store", "sqlite:portcullis-keys.db")
+    if not isinstance(store, str) or not store.startswith("sqlite:"):
+        raise HarnessError(f"{policy}: only a literal sqlite: key store is supported by the harness")
+    text = policy.read_text()
+    copy = workdir / "policy.toml"
+    copy.write_text(text.replace(f'"{store}"', f'"sqlite:{workdir / "keys.db"}"'))
+    out = subprocess.run(
+        [str(portcullis), "keys", "--config", str(copy), "create", "--tenant", "bench", "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    REQUEST_HEADERS["Authorization"] = "Bearer " + json.loads(out.stdout)["key"]
+    log("the policy requires API keys: every request carries one (made in the work directory)")
+    return copy
 
 
 def nginx_conf(p: Posture, *, port: int, upstream: int, workdir: Path, workers: int) -> str:
@@ -584,6 +616,7 @@ def wrk(port: int, *, connections: int, seconds: int, cpus) -> Sample:
         "--timeout",
         "2s",
         "--latency",
+        *[arg for name, value in REQUEST_HEADERS.items() for arg in ("-H", f"{name}: {value}")],
         f"http://{LOOPBACK}:{port}{BENCH_PATH}",
     ]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -819,6 +852,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     os.chmod(workdir, 0o755)  # nginx workers may run as another user
     log(f"work directory: {workdir}")
+    policy = with_bench_key(policy, workdir, release / "portcullis")
 
     up = Server("direct", "direct (a)", free_port())
     bare = Server("bare", "bare hyper proxy (b)", free_port())

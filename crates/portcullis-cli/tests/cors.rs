@@ -61,7 +61,7 @@ fn varies_on_origin(reply: &Reply) -> bool {
 
 #[tokio::test]
 async fn seed_000_cors_block_exactly() {
-    let (upstream, gw) = common::gateway(&common::example("sdk-api.toml")).await;
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let client = Client::http1(gw.addr);
 
     let reply = preflight(
@@ -262,7 +262,7 @@ async fn refused_preflights_are_403_json_and_never_reach_the_upstream() {
 
 #[tokio::test]
 async fn the_upstream_cannot_widen_the_policy() {
-    let (_upstream, gw) = common::gateway(&common::example("sdk-api.toml")).await;
+    let (_upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let client = Client::http1(gw.addr);
     let hostile = [
         ("x-test-respond-header", "access-control-allow-origin: *"),
@@ -406,7 +406,7 @@ cors = "public"
 
 #[tokio::test]
 async fn h2c_clients_get_the_same_answers() {
-    let (upstream, gw) = common::gateway(&common::example("sdk-api.toml")).await;
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let client = Client::h2c(gw.addr);
     let reply = preflight(&client, "/v1/account/me", DASHBOARD, "DELETE", None).await;
     assert_eq!(reply.version, http::Version::HTTP_2);

@@ -13,7 +13,7 @@ use data_encoding::BASE64URL_NOPAD;
 use http::StatusCode;
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
-use portcullis_test::{Client, GatewayProcess, Reply, TestUpstream};
+use portcullis_test::{Client, GatewayProcess, Page, PageServer, Reply, TestUpstream};
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cr3t-for-the-jwt-end-to-end-tests-0123456789";
@@ -67,7 +67,12 @@ fn hs256(claims: &Value, secret: &[u8]) -> String {
 }
 
 fn rs256(kid: &str, claims: &Value) -> String {
-    let pem = std::fs::read(fixture("jwt-rsa-private.pem")).unwrap();
+    rs256_with("jwt-rsa-private.pem", kid, claims)
+}
+
+/// An RS256 token signed with the fixture key `pem`.
+fn rs256_with(pem: &str, kid: &str, claims: &Value) -> String {
+    let pem = std::fs::read(fixture(pem)).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
     encode(&header, claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
@@ -486,6 +491,133 @@ jwks = {{ file = "{}" }}
         &rs256("rsa-1", &with(unaddressed(), json!({"exp": now() - 120}))),
     )
     .await;
+}
+
+/// The identity provider's JWKS as served at its URL: the fixture set, which the test can swap
+/// for the rotated one (a `PageServer` page is replaced in place).
+fn jwks_page(name: &str) -> Page {
+    Page::json(std::fs::read_to_string(fixture(name)).unwrap())
+}
+
+fn jwks_url_policy(url: &str) -> String {
+    format!(
+        r#"environment = "test"
+
+[auth.jwt]
+algorithms = ["RS256"]
+jwks = {{ url = "{url}" }}
+{ROUTES}"#
+    )
+}
+
+// Multi-threaded: `GatewayProcess::start` blocks its thread while the gateway starts, and the
+// gateway's start-up fetch needs the JWKS server (a task on this runtime) to answer meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_from_a_jwks_url_follows_a_key_rotation() {
+    let idp = PageServer::start().await;
+    idp.serve("/jwks.json", jwks_page("jwt-jwks.json"));
+    // The query stands for a token some providers want: it must never be logged.
+    let policy = jwks_url_policy(&format!("{}/jwks.json?access=q-s3cr3t", idp.url()));
+    let upstream = TestUpstream::start().await;
+    let gw = GatewayProcess::start(common::binary(), &policy, Some(&upstream.url()), &[]);
+    let unaddressed = || with(claims(), json!({"aud": null}));
+
+    let reply = bearer(&gw, "/v1/things", &rs256("rsa-1", &unaddressed())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(upstream.last().header("x-portcullis-key-id"), Some("rsa-1"));
+    assert_eq!(idp.received().len(), 1, "one fetch at start-up");
+
+    // The provider rotates to a new key. The first token with its `kid` is refused (no request
+    // waits on the network) and triggers a fetch; tokens with it then verify.
+    idp.serve("/jwks.json", jwks_page("jwt-jwks-rotated.json"));
+    let rotated = rs256_with("jwt-rsa-2-private.pem", "rsa-2", &unaddressed());
+    refused(
+        &gw,
+        &upstream,
+        "a kid the gateway has not fetched yet",
+        &rotated,
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let reply = bearer(&gw, "/v1/things", &rotated).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key was not fetched within 5 s: {}",
+            reply.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(upstream.last().header("x-portcullis-key-id"), Some("rsa-2"));
+    // The key the provider dropped is gone with its set.
+    refused(
+        &gw,
+        &upstream,
+        "a key no longer in the set",
+        &rs256("rsa-1", &unaddressed()),
+    )
+    .await;
+    // However many tokens named the new `kid` meanwhile, the rate limit allowed one fetch.
+    let fetches = idp.received();
+    assert_eq!(fetches.len(), 2, "start-up and one kid-triggered fetch");
+    assert_eq!(fetches[1].target, "/jwks.json?access=q-s3cr3t");
+
+    let output = gw.output();
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains("JWKS refreshed with other keys")),
+        "{output:?}"
+    );
+    assert_eq!(quoting_the_query(&output), None);
+}
+
+/// A line of the gateway's own that repeats the URL's query. The plain-http warning's excerpt
+/// of the policy file (the lines drawn with `│`) quotes the file as written, and is not one.
+fn quoting_the_query(lines: &[String]) -> Option<&String> {
+    lines
+        .iter()
+        .find(|l| l.contains("q-s3cr3t") && !l.contains('│'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_url_that_fails_at_start_up_stops_the_start() {
+    // Nothing listens on this port any more.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let idp = PageServer::start().await;
+    idp.serve("/not-a-set.json", Page::json(r#"{"keys": []}"#));
+    for (url, expected) in [
+        (
+            format!("http://127.0.0.1:{port}/jwks.json?access=q-s3cr3t"),
+            format!("auth.jwt.jwks: cannot fetch the JWKS from 127.0.0.1:{port}: "),
+        ),
+        (
+            format!("{}/missing.json?access=q-s3cr3t", idp.url()),
+            format!(
+                "auth.jwt.jwks: cannot fetch the JWKS from {}: status 404 Not Found, expected 200",
+                idp.addr
+            ),
+        ),
+        (
+            format!("{}/not-a-set.json?access=q-s3cr3t", idp.url()),
+            format!(
+                "auth.jwt.jwks: the JWKS from {}: not a usable JWKS",
+                idp.addr
+            ),
+        ),
+    ] {
+        let (started, lines) = start_with_env(&jwks_url_policy(&url), &[]);
+        let text = lines.join("\n");
+        assert!(!started, "started with {url}: {text}");
+        assert!(text.contains(&expected), "{url}: {text}");
+        assert_eq!(quoting_the_query(&lines), None);
+    }
 }
 
 /// Runs `portcullis serve` with `env` set until it listens or exits; returns whether it

@@ -20,7 +20,7 @@ const SEED_000_HEADERS: &[(&str, &str)] = &[
 ];
 
 async fn gateway() -> (TestUpstream, GatewayProcess, Client) {
-    let (upstream, gw) = common::gateway(&common::example("sdk-api.toml")).await;
+    let (upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let client = Client::http1(gw.addr);
     (upstream, gw, client)
 }

@@ -35,7 +35,8 @@
 //!
 //! API-key verification is behind [`ApiKeyVerifier`], so this module needs no database; the
 //! `portcullis` crate plugs in the key store. JWTs are verified in memory by a
-//! [`JwtVerifier`](crate::jwt::JwtVerifier), synchronously: its keys are loaded at start-up.
+//! [`JwtVerifier`], synchronously: its keys are loaded at start-up (a JWKS URL is refreshed in
+//! the background, never on the request path).
 
 use std::fmt;
 use std::future::Future;

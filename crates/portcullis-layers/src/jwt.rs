@@ -13,7 +13,8 @@
 //!    tenant and only that tenant's key is tried (an unknown tenant is refused; there is no
 //!    fallback key). In a JWKS, the token's `kid` picks the key (a token without `kid` only
 //!    when the set holds one key), and the key's type, curve and declared `alg` must fit the
-//!    token's `alg`;
+//!    token's `alg`. A [`SharedJwks`] (a set its owner replaces, e.g. fetched from a URL) is
+//!    read as a snapshot; a `kid` it does not have is refused and asks for a refresh;
 //! 4. signature, then `exp` (always required), `nbf`, `iss` and `aud`, with the leeway (done by
 //!    `jsonwebtoken`);
 //! 5. with a maximum lifetime: `iat` is required and `exp - iat` may not exceed it;
@@ -48,9 +49,12 @@
 //! assert!(verifier.verify(&forged).is_err());
 //! ```
 
+mod shared_jwks;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::errors::{Error as JwtError, ErrorKind};
@@ -59,6 +63,8 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::auth::{AuthFailure, CredentialKind, Identity, Role};
+
+pub use shared_jwks::{RefreshRequests, SharedJwks, WeakJwks};
 
 /// Longest token read: far above any real one, and a bound on the work a caller can ask for.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -90,6 +96,8 @@ pub enum JwtConfigError {
     NoKey,
     #[error("a global key and per-tenant keys: the global key would never be used")]
     GlobalAndTenants,
+    #[error("a shared JWKS pinned to other algorithms than the verifier's")]
+    SharedAlgorithms,
 }
 
 /// A verification key: a shared HMAC secret, or a JWKS of public keys.
@@ -98,6 +106,8 @@ pub struct JwtKey(Keys);
 enum Keys {
     Secret(DecodingKey),
     Set(Vec<SetKey>),
+    /// A set replaced while the verifier runs (a JWKS fetched from a URL).
+    Shared(SharedJwks),
 }
 
 /// One public key of a JWKS, with what it may verify.
@@ -122,6 +132,7 @@ impl fmt::Debug for JwtKey {
                     &keys.iter().map(|k| k.kid.as_deref()).collect::<Vec<_>>(),
                 )
                 .finish(),
+            Keys::Shared(shared) => f.debug_tuple("JwtKey::Shared").field(shared).finish(),
         }
     }
 }
@@ -142,78 +153,123 @@ impl JwtKey {
     /// public keys is exactly what key-confusion attacks look for. Two keys with one `kid` are
     /// refused too, since `kid` must pick exactly one.
     pub fn jwks(json: &[u8]) -> Result<Self, JwtConfigError> {
-        let set: JwkSet =
-            serde_json::from_slice(json).map_err(|e| JwtConfigError::Jwks(e.to_string()))?;
-        let mut keys: Vec<SetKey> = Vec::new();
-        for (i, jwk) in set.keys.iter().enumerate() {
-            let common = &jwk.common;
-            if common
-                .public_key_use
-                .as_ref()
-                .is_some_and(|u| *u != PublicKeyUse::Signature)
-            {
-                continue;
+        parse_set(json).map(|keys| Self(Keys::Set(keys)))
+    }
+
+    /// A JWKS that can be replaced while the verifier runs; see [`SharedJwks`].
+    pub fn shared(set: &SharedJwks) -> Self {
+        Self(Keys::Shared(set.clone()))
+    }
+}
+
+/// The signature keys of a JWKS document; see [`JwtKey::jwks`] for what is skipped and what
+/// refuses the set.
+fn parse_set(json: &[u8]) -> Result<Vec<SetKey>, JwtConfigError> {
+    let set: JwkSet =
+        serde_json::from_slice(json).map_err(|e| JwtConfigError::Jwks(e.to_string()))?;
+    let mut keys: Vec<SetKey> = Vec::new();
+    for (i, jwk) in set.keys.iter().enumerate() {
+        let common = &jwk.common;
+        if common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != PublicKeyUse::Signature)
+        {
+            continue;
+        }
+        if common
+            .key_operations
+            .as_ref()
+            .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+        {
+            continue;
+        }
+        let alg = match common.key_algorithm {
+            None => None,
+            Some(declared) => match Algorithm::try_from(declared) {
+                Ok(alg) => Some(alg),
+                // An encryption algorithm (RSA-OAEP, ...): not a signature key.
+                Err(_) => continue,
+            },
+        };
+        let (family, curve) = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => (AlgorithmFamily::Rsa, None),
+            AlgorithmParameters::EllipticCurve(p) => (AlgorithmFamily::Ec, Some(p.curve.clone())),
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                (AlgorithmFamily::Ed, None)
             }
-            if common
-                .key_operations
-                .as_ref()
-                .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
-            {
-                continue;
-            }
-            let alg = match common.key_algorithm {
-                None => None,
-                Some(declared) => match Algorithm::try_from(declared) {
-                    Ok(alg) => Some(alg),
-                    // An encryption algorithm (RSA-OAEP, ...): not a signature key.
-                    Err(_) => continue,
-                },
-            };
-            let (family, curve) = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => (AlgorithmFamily::Rsa, None),
-                AlgorithmParameters::EllipticCurve(p) => {
-                    (AlgorithmFamily::Ec, Some(p.curve.clone()))
-                }
-                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                    (AlgorithmFamily::Ed, None)
-                }
-                AlgorithmParameters::OctetKeyPair(_) => continue,
-                AlgorithmParameters::OctetKey(_) => {
-                    return Err(JwtConfigError::Jwks(format!(
-                        "key {i} is a symmetric (`oct`) key; HMAC secrets are never read from a JWKS"
-                    )));
-                }
-                _ => continue,
-            };
-            if alg.is_some_and(|a| a.family() != family) {
+            AlgorithmParameters::OctetKeyPair(_) => continue,
+            AlgorithmParameters::OctetKey(_) => {
                 return Err(JwtConfigError::Jwks(format!(
-                    "key {i} declares an `alg` that does not fit its key type"
+                    "key {i} is a symmetric (`oct`) key; HMAC secrets are never read from a JWKS"
                 )));
             }
-            let key = DecodingKey::from_jwk(jwk)
-                .map_err(|e| JwtConfigError::Jwks(format!("key {i}: {e}")))?;
-            let kid = common.key_id.clone();
-            if let Some(kid) = &kid
-                && keys.iter().any(|k| k.kid.as_ref() == Some(kid))
-            {
-                return Err(JwtConfigError::Jwks(format!(
-                    "two keys share the `kid` {kid:?}"
-                )));
-            }
-            keys.push(SetKey {
-                kid,
-                alg,
-                family,
-                curve,
-                key,
-            });
+            _ => continue,
+        };
+        if alg.is_some_and(|a| a.family() != family) {
+            return Err(JwtConfigError::Jwks(format!(
+                "key {i} declares an `alg` that does not fit its key type"
+            )));
         }
-        if keys.is_empty() {
-            return Err(JwtConfigError::Jwks(
-                "no signature key in the set".to_owned(),
-            ));
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| JwtConfigError::Jwks(format!("key {i}: {e}")))?;
+        let kid = common.key_id.clone();
+        if let Some(kid) = &kid
+            && keys.iter().any(|k| k.kid.as_ref() == Some(kid))
+        {
+            return Err(JwtConfigError::Jwks(format!(
+                "two keys share the `kid` {kid:?}"
+            )));
         }
-        Ok(Self(Keys::Set(keys)))
+        keys.push(SetKey {
+            kid,
+            alg,
+            family,
+            curve,
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err(JwtConfigError::Jwks(
+            "no signature key in the set".to_owned(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The pinned algorithms, parsed: no duplicates, never empty, never HMAC and public-key mixed.
+fn parse_algorithms(names: &[String]) -> Result<Vec<Algorithm>, JwtConfigError> {
+    let mut algorithms: Vec<Algorithm> = Vec::new();
+    for name in names {
+        let alg = Algorithm::from_str(name)
+            .map_err(|_| JwtConfigError::UnknownAlgorithm(name.clone()))?;
+        if !algorithms.contains(&alg) {
+            algorithms.push(alg);
+        }
+    }
+    let Some(first) = algorithms.first() else {
+        return Err(JwtConfigError::NoAlgorithm);
+    };
+    let hmac = first.family() == AlgorithmFamily::Hmac;
+    if algorithms
+        .iter()
+        .any(|a| (a.family() == AlgorithmFamily::Hmac) != hmac)
+    {
+        return Err(JwtConfigError::MixedKinds);
+    }
+    Ok(algorithms)
+}
+
+/// A set must hold a key that one of the pinned algorithms can use: one that cannot would
+/// refuse every token, a configuration mistake to report rather than serve.
+fn check_fits(set: &[SetKey], algorithms: &[Algorithm]) -> Result<(), JwtConfigError> {
+    if set
+        .iter()
+        .any(|k| algorithms.iter().any(|a| a.family() == k.family))
+    {
+        Ok(())
+    } else {
+        Err(JwtConfigError::NoFittingKey)
     }
 }
 
@@ -301,34 +357,19 @@ impl JwtVerifierBuilder {
     }
 
     pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
-        let mut algorithms: Vec<Algorithm> = Vec::new();
-        for name in &self.algorithms {
-            let alg = Algorithm::from_str(name)
-                .map_err(|_| JwtConfigError::UnknownAlgorithm(name.clone()))?;
-            if !algorithms.contains(&alg) {
-                algorithms.push(alg);
-            }
-        }
-        let Some(first) = algorithms.first() else {
-            return Err(JwtConfigError::NoAlgorithm);
-        };
-        let hmac = first.family() == AlgorithmFamily::Hmac;
-        if algorithms
+        let algorithms = parse_algorithms(&self.algorithms)?;
+        let hmac = algorithms
             .iter()
-            .any(|a| (a.family() == AlgorithmFamily::Hmac) != hmac)
-        {
-            return Err(JwtConfigError::MixedKinds);
-        }
+            .all(|a| a.family() == AlgorithmFamily::Hmac);
         for key in self.key.iter().chain(self.tenants.iter().map(|(_, k)| k)) {
             match &key.0 {
                 Keys::Secret(_) if !hmac => return Err(JwtConfigError::SecretForPublicKey),
-                Keys::Set(_) if hmac => return Err(JwtConfigError::JwksForHmac),
-                Keys::Set(set)
-                    if !set
-                        .iter()
-                        .any(|k| algorithms.iter().any(|a| a.family() == k.family)) =>
-                {
-                    return Err(JwtConfigError::NoFittingKey);
+                Keys::Set(_) | Keys::Shared(_) if hmac => return Err(JwtConfigError::JwksForHmac),
+                Keys::Set(set) => check_fits(set, &algorithms)?,
+                // Its set was checked against its own algorithms, and so is every later one:
+                // they must be these.
+                Keys::Shared(shared) if !shared.pinned_to(&algorithms) => {
+                    return Err(JwtConfigError::SharedAlgorithms);
                 }
                 _ => {}
             }
@@ -467,7 +508,22 @@ impl JwtVerifier {
                 (keys, Some(tenant))
             }
         };
-        let key = select_key(keys, alg, header.kid.as_deref())?;
+        let current = Current::of(keys);
+        let key = match select_key(&current, alg, header.kid.as_deref()) {
+            Ok(key) => key,
+            Err(KeyMiss::Other(reason)) => return Err(reason),
+            Err(KeyMiss::UnknownKid) => {
+                if let Keys::Shared(shared) = keys {
+                    // Only a request: this token is refused now, never held up by a fetch.
+                    shared.request_refresh();
+                    return Err(
+                        "the token's `kid` names no key in the JWKS (a refresh is requested)"
+                            .to_owned(),
+                    );
+                }
+                return Err("the token's `kid` names no key in the JWKS".to_owned());
+            }
+        };
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
             .map_err(|e| describe(&e))?;
         let claims = data.claims;
@@ -561,29 +617,51 @@ impl JwtVerifier {
     }
 }
 
+/// The keys for one verification: a shared set's are a snapshot (a reference count, no copy).
+enum Current<'a> {
+    Secret(&'a DecodingKey),
+    Set(&'a [SetKey]),
+    Snapshot(Arc<Vec<SetKey>>),
+}
+
+impl<'a> Current<'a> {
+    fn of(keys: &'a Keys) -> Self {
+        match keys {
+            Keys::Secret(key) => Current::Secret(key),
+            Keys::Set(set) => Current::Set(set),
+            Keys::Shared(shared) => Current::Snapshot(shared.current()),
+        }
+    }
+}
+
 /// The key of `keys` that may verify an `alg` token naming `kid`.
 fn select_key<'a>(
-    keys: &'a Keys,
+    keys: &'a Current<'_>,
     alg: Algorithm,
     kid: Option<&str>,
-) -> Result<&'a DecodingKey, String> {
+) -> Result<&'a DecodingKey, KeyMiss> {
     let set = match keys {
         // The builder only pairs a secret with HS* algorithms, and `alg` is one of those.
-        Keys::Secret(key) => return Ok(key),
-        Keys::Set(set) => set,
+        Current::Secret(key) => return Ok(key),
+        Current::Set(set) => set,
+        Current::Snapshot(set) => set.as_slice(),
     };
-    let key = match (kid, set.as_slice()) {
+    let key = match (kid, set) {
         (Some(kid), _) => set
             .iter()
             .find(|k| k.kid.as_deref() == Some(kid))
-            .ok_or("the token's `kid` names no key in the JWKS")?,
+            .ok_or(KeyMiss::UnknownKid)?,
         (None, [only]) => only,
         (None, _) => {
-            return Err("the token has no `kid` and the JWKS holds several keys".to_owned());
+            return Err(KeyMiss::Other(
+                "the token has no `kid` and the JWKS holds several keys".to_owned(),
+            ));
         }
     };
     if key.family != alg.family() || key.alg.is_some_and(|a| a != alg) {
-        return Err(format!("the key the token names is not a key for {alg:?}"));
+        return Err(KeyMiss::Other(format!(
+            "the key the token names is not a key for {alg:?}"
+        )));
     }
     let curve_fits = matches!(
         (&key.curve, alg),
@@ -592,11 +670,18 @@ fn select_key<'a>(
             | (Some(EllipticCurve::P384), Algorithm::ES384)
     );
     if !curve_fits {
-        return Err(format!(
+        return Err(KeyMiss::Other(format!(
             "the key the token names is on another curve than {alg:?} needs"
-        ));
+        )));
     }
     Ok(&key.key)
+}
+
+/// Why no key was chosen. An unknown `kid` is told apart: for a shared set it asks for a
+/// refresh (the provider may have rotated its keys).
+enum KeyMiss {
+    UnknownKid,
+    Other(String),
 }
 
 /// A log reason for a `jsonwebtoken` error: a fixed text, since some errors carry fragments of
@@ -1224,5 +1309,94 @@ MC4CAQAwBQYDK2VwBCIEICLmVfAGuIGLkkX8lR5c39Mz53KB9Begq9WHi2jzyv15
         let debug = format!("{verifier:?} {:?}", JwtKey::secret(SECRET).unwrap());
         assert!(!debug.contains("0123456789abcdef"), "{debug}");
         assert!(!debug.contains("48, 49, 50"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn a_shared_set_is_replaced_whole_and_asks_for_unknown_kids() {
+        let ec_only = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": EC_X, "y": EC_Y},
+        ]})
+        .to_string();
+        let ed_only = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": ED_X}]})
+            .to_string();
+        let shared = SharedJwks::new(["ES256", "EdDSA"], ec_only.as_bytes()).unwrap();
+        let verifier = JwtVerifier::builder(["EdDSA", "ES256"])
+            .key(JwtKey::shared(&shared))
+            .build()
+            .unwrap();
+        let ec = signed(Algorithm::ES256, Some("ec-1"), &claims());
+        let ed = signed(Algorithm::EdDSA, Some("ed-1"), &claims());
+        assert!(verifier.verify(&ec).is_ok());
+
+        // The provider rotated: refused now, and the refresher is woken.
+        assert_eq!(
+            reason(verifier.verify(&ed)),
+            "the token's `kid` names no key in the JWKS (a refresh is requested)"
+        );
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            shared.refresh_requests().requested(),
+        )
+        .await
+        .expect("a refresh was requested");
+
+        // A replacement that breaks the rules changes nothing.
+        let oct = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).to_string();
+        for bad in [oct.as_str(), "{}", "not json"] {
+            assert!(shared.replace(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(verifier.verify(&ec).is_ok());
+        assert_eq!(shared.kids(), ["ec-1"]);
+
+        assert_eq!(shared.replace(jwks().as_bytes()), Ok(2));
+        assert!(verifier.verify(&ed).is_ok());
+        assert!(verifier.verify(&ec).is_ok());
+        // A key the provider dropped is gone at once.
+        assert_eq!(shared.replace(ed_only.as_bytes()), Ok(1));
+        assert!(verifier.verify(&ec).is_err());
+        assert!(verifier.verify(&ed).is_ok());
+        // A static set never asks for a refresh, and says so.
+        let fixed = JwtVerifier::builder(["ES256"])
+            .key(JwtKey::jwks(ec_only.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(
+            reason(fixed.verify(&signed(Algorithm::ES256, Some("ec-2"), &claims()))),
+            "the token's `kid` names no key in the JWKS"
+        );
+        assert!(!format!("{shared:?} {verifier:?}").contains(ED_X));
+    }
+
+    #[test]
+    fn shared_sets_keep_the_start_up_rules() {
+        let ec_only =
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y}]}).to_string();
+        let ed_only = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ED_X}]}).to_string();
+        assert_eq!(
+            SharedJwks::new(["HS256"], ec_only.as_bytes()).unwrap_err(),
+            JwtConfigError::JwksForHmac
+        );
+        assert_eq!(
+            SharedJwks::new(["ES256"], ed_only.as_bytes()).unwrap_err(),
+            JwtConfigError::NoFittingKey
+        );
+        let shared = SharedJwks::new(["ES256"], ec_only.as_bytes()).unwrap();
+        // A refreshed set with no key for the pinned algorithms is refused like the first.
+        assert_eq!(
+            shared.replace(ed_only.as_bytes()).unwrap_err(),
+            JwtConfigError::NoFittingKey
+        );
+        assert_eq!(
+            JwtVerifier::builder(["ES256", "EdDSA"])
+                .key(JwtKey::shared(&shared))
+                .build()
+                .unwrap_err(),
+            JwtConfigError::SharedAlgorithms
+        );
+        // The refresher's handle does not keep the set alive.
+        let weak = shared.downgrade();
+        assert!(weak.upgrade().is_some());
+        drop(shared);
+        assert!(weak.upgrade().is_none());
     }
 }

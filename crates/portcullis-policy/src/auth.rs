@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::HeaderName;
+use http::{HeaderName, Uri};
 
 use crate::compile::Cx;
 use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
-use crate::raw::{RawAuth, RawJwt, RawRouteAuth, RawSecret};
+use crate::raw::{RawAuth, RawJwks, RawJwt, RawRouteAuth, RawSecret};
 use crate::signing::SigningSettings;
 
 /// A kind of credential a route accepts.
@@ -216,6 +216,9 @@ pub enum JwtKeyKind {
     Secret(SecretRef),
     /// A JWKS file of public keys (`RS*`, `PS*`, `ES*`, `EdDSA`).
     Jwks(PathBuf),
+    /// A JWKS fetched from a URL (`https`, or `http` outside production), at start-up and then
+    /// every `jwks-refresh`.
+    JwksUrl(Uri),
 }
 
 /// Which claim carries what (`[auth.jwt.claims]`).
@@ -262,6 +265,15 @@ pub struct JwtSettings {
     /// When set, `iat` is required and `exp - iat` may not exceed it.
     pub max_lifetime: Option<Duration>,
     pub claims: JwtClaimNames,
+    /// How often a JWKS fetched from a URL is fetched again (`jwks-refresh`).
+    pub jwks_refresh: Duration,
+}
+
+impl JwtSettings {
+    /// Every key source, the global one and the tenants'.
+    pub fn key_sources(&self) -> impl Iterator<Item = &JwtKeySource> {
+        self.key.iter().chain(self.tenants.iter().map(|(_, k)| k))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -283,6 +295,10 @@ const MAX_CACHE_TTL: Duration = Duration::from_secs(5);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// More clock skew than this is a clock to fix, not a leeway: it stretches every token's life.
 const MAX_LEEWAY: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(5 * 60);
+/// More often than this is a load on the identity provider, multiplied by every instance, for
+/// no gain: an unknown `kid` (a rotation) triggers a fetch anyway.
+pub const MIN_JWKS_REFRESH: Duration = Duration::from_secs(30);
 
 pub(crate) fn build(cx: &mut Cx, raw: Option<RawAuth>) -> AuthSettings {
     let path = KeyPath::root().key("auth");
@@ -573,6 +589,18 @@ fn build_jwt(cx: &mut Cx, at: &KeyPath, raw: RawJwt) -> JwtSettings {
         .max_lifetime
         .as_deref()
         .map(|v| cx.duration(at.key("max-lifetime"), Some(v), Duration::from_secs(3600)));
+    let refresh_at = at.key("jwks-refresh");
+    let jwks_refresh = cx.duration(
+        refresh_at.clone(),
+        raw.jwks_refresh.as_deref(),
+        DEFAULT_JWKS_REFRESH,
+    );
+    if jwks_refresh < MIN_JWKS_REFRESH {
+        cx.error(
+            refresh_at.clone(),
+            "at least 30s: every instance fetches every JWKS URL this often (a token with an unknown `kid` triggers a fetch anyway)",
+        );
+    }
 
     let mut claims = JwtClaimNames::default();
     if let Some(c) = raw.claims {
@@ -597,7 +625,7 @@ fn build_jwt(cx: &mut Cx, at: &KeyPath, raw: RawJwt) -> JwtSettings {
         }
     }
 
-    JwtSettings {
+    let settings = JwtSettings {
         algorithms,
         key: if tenants.is_empty() { key } else { None },
         tenants,
@@ -606,7 +634,18 @@ fn build_jwt(cx: &mut Cx, at: &KeyPath, raw: RawJwt) -> JwtSettings {
         leeway,
         max_lifetime,
         claims,
+        jwks_refresh,
+    };
+    let fetches = settings
+        .key_sources()
+        .any(|s| matches!(s.kind, JwtKeyKind::JwksUrl(_)));
+    if raw.jwks_refresh.is_some() && !fetches {
+        cx.diags.push(Diagnostic::warning(
+            refresh_at,
+            "has no effect: no `jwks` is fetched from a URL",
+        ));
     }
+    settings
 }
 
 fn jwt_algorithms(cx: &mut Cx, at: &KeyPath, raw: Option<Vec<String>>) -> Vec<JwtAlgorithm> {
@@ -676,7 +715,7 @@ fn jwt_key(
     cx: &mut Cx,
     at: &KeyPath,
     secret: Option<RawSecret>,
-    jwks: Option<RawSecret>,
+    jwks: Option<RawJwks>,
     hmac: Option<bool>,
 ) -> Option<JwtKeySource> {
     match (secret, jwks) {
@@ -719,44 +758,91 @@ fn jwt_key(
                     "HS* algorithms verify with a shared `secret`, not a JWKS",
                 );
             }
-            let file_help = "write `jwks = { file = \"/etc/portcullis/jwks.json\" }`";
-            match raw {
-                RawSecret::Literal(v) if v.starts_with("https://") || v.starts_with("http://") => {
-                    cx.diags.push(
-                        Diagnostic::error(
-                            key_at,
-                            "JWKS URLs are not fetched yet: save the set to a file",
-                        )
-                        .with_help(file_help),
-                    );
-                    None
-                }
-                RawSecret::Literal(_) => {
-                    cx.diags.push(
-                        Diagnostic::error(key_at, "a JWKS is read from a file")
-                            .with_help(file_help),
-                    );
-                    None
-                }
-                raw => match secret_ref(cx, &key_at, raw)? {
-                    SecretRef::File(path) => Some(JwtKeySource {
-                        at: key_at,
-                        kind: JwtKeyKind::Jwks(path),
-                    }),
-                    _ => {
-                        cx.diags.push(
-                            Diagnostic::error(
-                                key_at,
-                                "a JWKS is read from a file, not an environment variable",
-                            )
-                            .with_help(file_help),
-                        );
-                        None
-                    }
-                },
-            }
+            jwks_ref(cx, key_at, raw)
         }
     }
+}
+
+/// A `jwks` reference at `at`: exactly one of `file` and `url`.
+fn jwks_ref(cx: &mut Cx, at: KeyPath, raw: RawJwks) -> Option<JwtKeySource> {
+    let help = "write `jwks = { file = \"/etc/portcullis/jwks.json\" }` or `jwks = { url = \"https://idp.example/.well-known/jwks.json\" }`";
+    let refuse = |cx: &mut Cx, at: KeyPath, message: &str| {
+        cx.diags
+            .push(Diagnostic::error(at, message).with_help(help));
+        None
+    };
+    let reference = match raw {
+        RawJwks::Literal(v) if v.starts_with("https://") || v.starts_with("http://") => {
+            return refuse(cx, at, "a JWKS URL is written `{ url = \"...\" }`");
+        }
+        RawJwks::Literal(_) => return refuse(cx, at, "a JWKS is read from a file or a URL"),
+        RawJwks::Reference(r) => r,
+    };
+    let kind = match (reference.env, reference.file, reference.url) {
+        (Some(_), None, None) => {
+            return refuse(
+                cx,
+                at,
+                "a JWKS is read from a file or a URL, not an environment variable",
+            );
+        }
+        (None, Some(file), None) if !file.is_empty() => JwtKeyKind::Jwks(PathBuf::from(file)),
+        (None, None, Some(url)) => JwtKeyKind::JwksUrl(cx.parse(&at, &url, jwks_url)?),
+        _ => {
+            return refuse(
+                cx,
+                at,
+                "write exactly one of `file = \"PATH\"` or `url = \"URL\"`",
+            );
+        }
+    };
+    Some(JwtKeySource { at, kind })
+}
+
+/// A JWKS URL: absolute, `https` or `http` (the lint decides where `http` may be used), with a
+/// host and no credentials. Messages never repeat the URL: its query may carry a token.
+fn jwks_url(value: &str) -> Result<Uri, String> {
+    let uri: Uri = value.parse().map_err(|_| {
+        "not a URL: write e.g. \"https://idp.example/.well-known/jwks.json\"".to_owned()
+    })?;
+    match uri.scheme_str() {
+        Some("https" | "http") => {}
+        _ => return Err("a JWKS URL starts with `https://`".to_owned()),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err("a JWKS URL names a host".to_owned());
+    };
+    if authority.as_str().contains('@') {
+        return Err(
+            "credentials in a JWKS URL would be sent in the clear to anything that logs URLs: the set is public, fetch it without them"
+                .to_owned(),
+        );
+    }
+    if authority.host().is_empty() {
+        return Err("a JWKS URL names a host".to_owned());
+    }
+    Ok(uri)
+}
+
+/// The JWKS URLs fetched over plain `http`: anyone on the path could then hand the gateway
+/// their own keys, so an error in production and a warning elsewhere (tests and local
+/// identity providers run on loopback `http`). Called by the lints.
+pub(crate) fn lint_jwks_urls(auth: &AuthSettings, production: bool) -> Vec<Diagnostic> {
+    let Some(jwt) = &auth.jwt else {
+        return Vec::new();
+    };
+    jwt.key_sources()
+        .filter(|s| matches!(&s.kind, JwtKeyKind::JwksUrl(u) if u.scheme_str() == Some("http")))
+        .map(|s| {
+            let message = "a JWKS fetched over plain http: anyone on the path can replace the keys and mint tokens";
+            let diag = if production {
+                Diagnostic::error(s.at.clone(), message)
+            } else {
+                Diagnostic::warning(s.at.clone(), message)
+            };
+            diag.with_help("use an `https://` URL")
+        })
+        .collect()
 }
 
 /// The strings of `list`, reporting empty ones (`what`: "an audience").
@@ -1061,7 +1147,37 @@ secret = { file = "/run/secrets/globex" }
             (
                 "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = \"https://idp.example/jwks.json\"\n",
                 "auth.jwt.jwks",
-                "JWKS URLs are not fetched yet",
+                "a JWKS URL is written `{ url = \"...\" }`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"ftp://idp.example/jwks.json\" }\n",
+                "auth.jwt.jwks",
+                "a JWKS URL starts with `https://`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"/jwks.json\" }\n",
+                "auth.jwt.jwks",
+                "a JWKS URL starts with `https://`",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"https://user:pw@idp.example/jwks.json\" }\n",
+                "auth.jwt.jwks",
+                "credentials in a JWKS URL",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"https://idp.example/k\", file = \"/k.json\" }\n",
+                "auth.jwt.jwks",
+                "write exactly one of `file",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"https://idp.example/k\" }\njwks-refresh = \"10s\"\n",
+                "auth.jwt.jwks-refresh",
+                "at least 30s",
+            ),
+            (
+                "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"https://idp.example/k\" }\njwks-refresh = \"often\"\n",
+                "auth.jwt.jwks-refresh",
+                "is not a duration",
             ),
             (
                 "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { env = \"JWKS\" }\n",
@@ -1301,5 +1417,84 @@ secret = { file = "/run/secrets/globex" }
             errors.iter().all(|(_, m, _)| !m.contains("hunter2")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn jwks_from_a_url_with_its_refresh() {
+        let auth = compile(
+            r#"
+[auth.jwt]
+algorithms = ["RS256"]
+jwks-refresh = "2m"
+[auth.jwt.tenants.acme]
+jwks = { url = "https://idp.example/.well-known/jwks.json?realm=acme" }
+[auth.jwt.tenants.globex]
+jwks = { file = "/etc/portcullis/globex.json" }
+"#,
+        )
+        .unwrap();
+        let jwt = auth.jwt.unwrap();
+        assert_eq!(jwt.jwks_refresh, Duration::from_secs(120));
+        let (tenant, source) = &jwt.tenants[0];
+        assert_eq!(tenant, "acme");
+        assert_eq!(source.at.to_string(), "auth.jwt.tenants.acme.jwks");
+        let JwtKeyKind::JwksUrl(url) = &source.kind else {
+            panic!("{source:?}");
+        };
+        assert_eq!(url.host(), Some("idp.example"));
+        assert_eq!(url.path(), "/.well-known/jwks.json");
+
+        // The default refresh, and the minimum accepted as is.
+        let jwt = compile(
+            "[auth.jwt]\nalgorithms = [\"ES256\"]\njwks = { url = \"https://idp.example/k\" }\n",
+        )
+        .unwrap()
+        .jwt
+        .unwrap();
+        assert_eq!(jwt.jwks_refresh, DEFAULT_JWKS_REFRESH);
+        let jwt = compile(
+            "[auth.jwt]\nalgorithms = [\"ES256\"]\njwks = { url = \"https://idp.example/k\" }\njwks-refresh = \"30s\"\n",
+        )
+        .unwrap()
+        .jwt
+        .unwrap();
+        assert_eq!(jwt.jwks_refresh, MIN_JWKS_REFRESH);
+    }
+
+    #[test]
+    fn plain_http_jwks_stops_production_and_warns_elsewhere() {
+        let auth = "[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { url = \"http://127.0.0.1:8080/jwks.json?token=s3cr3t\" }\n";
+        let errors = compile(auth).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (path, message, located) = &errors[0];
+        assert_eq!(path, "auth.jwt.jwks");
+        assert!(message.contains("plain http"), "{message}");
+        assert!(located, "the error points at the line");
+        assert!(!message.contains("s3cr3t"), "{message}");
+
+        for environment in ["development", "test"] {
+            let text = format!("environment = \"{environment}\"\n{auth}");
+            let compiled = load_str("auth.toml", &text, &CompileOptions::default()).unwrap();
+            let warnings: Vec<_> = compiled.warnings.iter().collect();
+            assert_eq!(warnings.len(), 1, "{environment}: {warnings:?}");
+            assert_eq!(warnings[0].path.to_string(), "auth.jwt.jwks");
+            assert!(compiled.policy.auth.jwt.is_some());
+        }
+        // The rendered error names the file and line.
+        let text = format!("environment = \"production\"\n{auth}");
+        let rendered = load_str("gateway.toml", &text, &CompileOptions::default())
+            .unwrap_err()
+            .render();
+        assert!(rendered.contains("gateway.toml:4"), "{rendered}");
+        assert!(rendered.contains("auth.jwt.jwks"), "{rendered}");
+    }
+
+    #[test]
+    fn jwks_refresh_without_a_url_is_a_warning() {
+        let text = "environment = \"production\"\n[auth.jwt]\nalgorithms = [\"RS256\"]\njwks = { file = \"/k.json\" }\njwks-refresh = \"1m\"\n";
+        let compiled = load_str("auth.toml", text, &CompileOptions::default()).unwrap();
+        let warnings: Vec<_> = compiled.warnings.iter().collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].path.to_string(), "auth.jwt.jwks-refresh");
     }
 }

@@ -116,6 +116,7 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
             "a /0 range trusts every client's X-Forwarded-For: anyone can pick the client IP the gateway logs and limits".to_owned(),
         ));
     }
+    out.extend(crate::auth::lint_jwks_urls(&policy.auth, production));
     out
 }
 

@@ -312,7 +312,8 @@ pub struct RawSigning {
 pub struct RawJwt {
     pub algorithms: Option<Vec<String>>,
     pub secret: Option<RawSecret>,
-    pub jwks: Option<RawSecret>,
+    pub jwks: Option<RawJwks>,
+    pub jwks_refresh: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<Vec<String>>,
     pub leeway: Option<String>,
@@ -337,7 +338,48 @@ pub struct RawJwtClaims {
 #[serde(rename_all = "kebab-case")]
 pub struct RawJwtTenant {
     pub secret: Option<RawSecret>,
-    pub jwks: Option<RawSecret>,
+    pub jwks: Option<RawJwks>,
+}
+
+/// `jwks`: `{ file = "PATH" }` or `{ url = "https://..." }`. A literal string and `env` are
+/// read too, only so that the compiler can refuse them with a message that says what to write.
+#[derive(Debug)]
+pub enum RawJwks {
+    Literal(String),
+    Reference(RawJwksReference),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawJwksReference {
+    pub env: Option<String>,
+    pub file: Option<String>,
+    pub url: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawJwks {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringOrReference;
+
+        impl<'de> Visitor<'de> for StringOrReference {
+            type Value = RawJwks;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`{ file = \"PATH\" }` or `{ url = \"https://...\" }`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawJwks::Literal(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawJwksReference::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawJwks::Reference)
+            }
+        }
+
+        deserializer.deserialize_any(StringOrReference)
+    }
 }
 
 /// `[route.auth]` / `[default-route.auth]`.

@@ -76,9 +76,10 @@ impl Gateway {
     pub async fn bind(policy: Policy) -> Result<Self, ServeError> {
         let upstream = policy.upstream.as_ref().ok_or(ServeError::NoUpstream)?;
         let proxy = Proxy::new(upstream, policy.server.trusted_proxies.clone())?;
-        // Before the store: reading keys is quick, and a bad one should not wait on a database.
+        // Before the store: a bad key, or a JWKS URL that does not answer (5 s at most), should
+        // not wait on a database.
         let jwt = match &policy.auth.jwt {
-            Some(settings) => Some(jwt_keys::load(settings, policy.environment)?),
+            Some(settings) => Some(jwt_keys::load(settings, policy.environment).await?),
             None => None,
         };
         let signing_settings = policy

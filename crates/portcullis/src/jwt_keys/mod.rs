@@ -1,5 +1,9 @@
 //! The policy's `[auth.jwt]` keys, loaded at start-up into a [`JwtVerifier`].
 //!
+//! A JWKS from a URL is fetched before the gateway listens (a URL that cannot be fetched, or
+//! whose set is unusable, stops the start like an unreadable file) and then kept current in
+//! the background (see [`jwks_refresh`]).
+//!
 //! Secrets are read from the environment variable or file the policy references, held in
 //! [`Zeroizing`] buffers while they are checked, and copied into keys that zeroize themselves
 //! on drop. Errors and log lines name the key path (`auth.jwt.tenants.acme.secret`) and the
@@ -8,10 +12,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use portcullis_layers::jwt::{ClaimNames, JwtConfigError, JwtKey, JwtVerifier};
+use http::Uri;
+use portcullis_layers::jwt::{ClaimNames, JwtConfigError, JwtKey, JwtVerifier, SharedJwks};
 use portcullis_policy::Environment;
 use portcullis_policy::auth::{JwtKeyKind, JwtKeySource, JwtSettings, SecretRef};
 use zeroize::Zeroizing;
+
+// Declared here, not in lib.rs: they serve only this module.
+pub mod jwks_fetch;
+pub mod jwks_refresh;
+
+use jwks_fetch::{FetchError, JwksClient};
+use jwks_refresh::Refresher;
 
 /// The shortest HMAC secret production accepts: 256 bits, the size of HS256's hash (RFC 7518
 /// §3.2 requires at least that), and what a brute-force search of the secret must then cover.
@@ -43,15 +55,53 @@ pub enum JwtKeyError {
     },
     #[error("auth.jwt: {0}")]
     Config(#[source] JwtConfigError),
+    #[error("{at}: cannot fetch the JWKS from {host}: {source}")]
+    Fetch {
+        at: String,
+        host: String,
+        #[source]
+        source: FetchError,
+    },
+    #[error("{at}: the JWKS from {host}: {source}")]
+    FetchedKey {
+        at: String,
+        host: String,
+        #[source]
+        source: JwtConfigError,
+    },
+    #[error("{at}: a JWKS over plain http from {host} in production: use https")]
+    PlainHttp { at: String, host: String },
+    #[error("auth.jwt: cannot set up TLS for the JWKS URLs: {0}")]
+    Tls(#[source] std::io::Error),
 }
 
-/// Loads every key `settings` references and builds the verifier. In production an HMAC secret
-/// shorter than [`MIN_SECRET_LEN`] is an error; elsewhere it is a logged warning, so a
+/// Loads every key `settings` references (fetching JWKS URLs) and builds the verifier, then
+/// starts refreshing the fetched sets on the current Tokio runtime. In production an HMAC
+/// secret shorter than [`MIN_SECRET_LEN`] is an error; elsewhere it is a logged warning, so a
 /// development setup can use a short one and still be told.
-pub fn load(
+pub async fn load(
     settings: &JwtSettings,
     environment: Environment,
 ) -> Result<Arc<JwtVerifier>, JwtKeyError> {
+    let urls: Vec<&Uri> = settings
+        .key_sources()
+        .filter_map(|s| match &s.kind {
+            JwtKeyKind::JwksUrl(url) => Some(url),
+            _ => None,
+        })
+        .collect();
+    let client = if urls.is_empty() {
+        None
+    } else {
+        let https = urls.iter().any(|u| u.scheme_str() == Some("https"));
+        Some(JwksClient::new(https).map_err(JwtKeyError::Tls)?)
+    };
+    let mut keys = KeyLoader {
+        environment,
+        algorithms: settings.algorithms.iter().map(|a| a.as_str()).collect(),
+        client: client.as_ref(),
+        refreshers: Vec::new(),
+    };
     let mut builder = JwtVerifier::builder(settings.algorithms.iter().map(|a| a.as_str()))
         .issuer(settings.issuer.clone())
         .audience(settings.audience.clone())
@@ -65,14 +115,76 @@ pub fn load(
             scopes: settings.claims.scopes.clone(),
         });
     if let Some(source) = &settings.key {
-        builder = builder.key(load_key(source, environment)?);
+        builder = builder.key(keys.load(source).await?);
     }
     for (tenant, source) in &settings.tenants {
-        builder = builder.tenant_key(tenant.clone(), load_key(source, environment)?);
+        builder = builder.tenant_key(tenant.clone(), keys.load(source).await?);
     }
-    builder.build().map(Arc::new).map_err(JwtKeyError::Config)
+    let verifier = builder.build().map(Arc::new).map_err(JwtKeyError::Config)?;
+    // Only once the verifier is built: a start that fails leaves no task behind.
+    if let Some(client) = &client {
+        for refresher in keys.refreshers {
+            refresher.spawn(client.clone(), settings.jwks_refresh);
+        }
+    }
+    Ok(verifier)
 }
 
+/// What loading keys needs besides the source, and the refreshers for fetched sets.
+struct KeyLoader<'a> {
+    environment: Environment,
+    algorithms: Vec<&'static str>,
+    client: Option<&'a JwksClient>,
+    refreshers: Vec<Refresher>,
+}
+
+impl KeyLoader<'_> {
+    async fn load(&mut self, source: &JwtKeySource) -> Result<JwtKey, JwtKeyError> {
+        if let JwtKeyKind::JwksUrl(url) = &source.kind {
+            return self.fetch(source.at.to_string(), url).await;
+        }
+        load_key(source, self.environment)
+    }
+
+    async fn fetch(&mut self, at: String, url: &Uri) -> Result<JwtKey, JwtKeyError> {
+        let host = jwks_refresh::host(url);
+        // The policy's lint already refuses this in production; checked again where the
+        // connection is made.
+        if self.environment == Environment::Production && url.scheme_str() != Some("https") {
+            return Err(JwtKeyError::PlainHttp { at, host });
+        }
+        let Some(client) = self.client else {
+            // `load` creates the client whenever a source is a URL.
+            return Err(JwtKeyError::Fetch {
+                at,
+                host,
+                source: FetchError::Request("no HTTP client".to_owned()),
+            });
+        };
+        let body = match client.fetch(url).await {
+            Ok(body) => body,
+            Err(source) => return Err(JwtKeyError::Fetch { at, host, source }),
+        };
+        let set = match SharedJwks::new(&self.algorithms, &body) {
+            Ok(set) => set,
+            Err(source) => return Err(JwtKeyError::FetchedKey { at, host, source }),
+        };
+        tracing::info!(
+            target: "portcullis::auth",
+            key = %at, %host, kids = ?set.kids(),
+            "JWKS fetched"
+        );
+        let key = JwtKey::shared(&set);
+        self.refreshers.push(Refresher {
+            at,
+            url: url.clone(),
+            set,
+        });
+        Ok(key)
+    }
+}
+
+/// A key from the environment or a file (a URL is fetched by [`KeyLoader`]).
 fn load_key(source: &JwtKeySource, environment: Environment) -> Result<JwtKey, JwtKeyError> {
     let at = source.at.to_string();
     match &source.kind {
@@ -102,6 +214,10 @@ fn load_key(source: &JwtKeySource, environment: Environment) -> Result<JwtKey, J
             let json = read_file(&at, path)?;
             JwtKey::jwks(&json).map_err(|source| JwtKeyError::Key { at, source })
         }
+        JwtKeyKind::JwksUrl(_) => Err(JwtKeyError::Key {
+            at,
+            source: JwtConfigError::NoKey,
+        }),
     }
 }
 
@@ -160,8 +276,8 @@ mod tests {
         path
     }
 
-    #[test]
-    fn a_short_secret_stops_production_and_only_warns_elsewhere() {
+    #[tokio::test]
+    async fn a_short_secret_stops_production_and_only_warns_elsewhere() {
         let dir = std::env::temp_dir().join(format!("pcl-jwt-keys-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let short = secret_file(&dir, "short", b"sixteen-bytes-ok\n");
@@ -169,29 +285,35 @@ mod tests {
             "algorithms = [\"HS256\"]\nsecret = {{ file = \"{}\" }}\n",
             short.display()
         ));
-        let err = load(&s, Environment::Production).unwrap_err().to_string();
+        let err = load(&s, Environment::Production)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("auth.jwt.secret: the secret is 16 bytes"),
             "{err}"
         );
         assert!(!err.contains("sixteen-bytes-ok"), "{err}");
-        assert!(load(&s, Environment::Development).is_ok());
+        assert!(load(&s, Environment::Development).await.is_ok());
 
         let long = secret_file(&dir, "long", &[b'k'; 32]);
         let s = settings(&format!(
             "algorithms = [\"HS256\"]\nsecret = {{ file = \"{}\" }}\n",
             long.display()
         ));
-        assert!(load(&s, Environment::Production).is_ok());
+        assert!(load(&s, Environment::Production).await.is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn errors_name_the_key_path_and_the_source() {
+    #[tokio::test]
+    async fn errors_name_the_key_path_and_the_source() {
         let s = settings(
             "algorithms = [\"HS256\"]\n[auth.jwt.tenants.acme]\nsecret = { env = \"PORTCULLIS_TEST_UNSET_JWT\" }\n",
         );
-        let err = load(&s, Environment::Development).unwrap_err().to_string();
+        let err = load(&s, Environment::Development)
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "auth.jwt.tenants.acme.secret: environment variable `PORTCULLIS_TEST_UNSET_JWT` is not set (or not UTF-8)"
@@ -199,7 +321,10 @@ mod tests {
 
         let s =
             settings("algorithms = [\"RS256\"]\njwks = { file = \"/nonexistent/jwks.json\" }\n");
-        let err = load(&s, Environment::Development).unwrap_err().to_string();
+        let err = load(&s, Environment::Development)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("auth.jwt.jwks: cannot read /nonexistent/jwks.json"),
             "{err}"
