@@ -66,7 +66,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::{Ready, ready};
+use std::future::ready;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -78,7 +78,7 @@ use tower::{Layer, Service};
 use crate::either_future::EitherFuture;
 use crate::matched_route::MatchedRoute;
 use crate::origin::{AllowedOrigins, Origin};
-use crate::rejection::Rejection;
+use crate::rejection::{RefusedFuture, Rejection};
 
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
@@ -591,8 +591,6 @@ pub struct Csrf<S> {
     config: Arc<CsrfConfig>,
 }
 
-type Refused<B, E> = Ready<Result<Response<B>, E>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Csrf<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -600,7 +598,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = EitherFuture<S::Future, Refused<ResBody, S::Error>>;
+    type Future = EitherFuture<S::Future, RefusedFuture<ResBody, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -11,12 +11,14 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod client_ip;
 pub mod cookies;
 pub mod correlation_id;
 pub mod cors;
 pub mod csrf;
 mod either_future;
 pub mod framing;
+pub mod ip_filter;
 pub mod jwt;
 pub mod matched_route;
 pub mod origin;
@@ -29,12 +31,14 @@ pub mod signature;
 
 pub use access_log::AccessLogLayer;
 pub use auth::{AuthLayer, Identity, VerifiedApiKey};
+pub use client_ip::{ClientIp, ClientIpLayer, PeerAddr};
 pub use cookies::{CookiePolicyLayer, CookieRule, CookieRules, SameSite};
 pub use correlation_id::{CorrelationId, CorrelationIdLayer};
 pub use cors::{CorsLayer, CorsPolicy};
 pub use csrf::{CsrfConfig, CsrfLayer, CsrfMode, CsrfVerdict, PathExemption};
 pub use either_future::EitherFuture;
 pub use framing::{FramingLayer, WireFraming};
+pub use ip_filter::{IpFilterLayer, IpRules};
 pub use jwt::{JwtKey, JwtVerifier};
 pub use matched_route::MatchedRoute;
 pub use original_target::OriginalTarget;

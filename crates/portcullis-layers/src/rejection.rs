@@ -41,6 +41,9 @@ use tower::{Layer, Service};
 
 use crate::correlation_id::CorrelationId;
 
+/// The future of a layer that answers a refusal itself, without calling the service inside.
+pub type RefusedFuture<B, E> = std::future::Ready<Result<Response<B>, E>>;
+
 /// A typed refusal with a stable machine-readable code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

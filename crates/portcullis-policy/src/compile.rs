@@ -17,6 +17,7 @@ use crate::csrf;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::disclosure::Disclosure;
 use crate::headers::{self, HeaderRule, NotSet};
+use crate::ip_filter;
 use crate::key_path::{self, KeyPath, Segment};
 use crate::lints;
 use crate::policy::*;
@@ -93,6 +94,7 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "cookies" => section(doc, &path, value, diags).map(|v| raw.cookies = v),
             "auth" => section(doc, &path, value, diags).map(|v| raw.auth = v),
             "admin" => section(doc, &path, value, diags).map(|v| raw.admin = v),
+            "ip-filter" => section(doc, &path, value, diags).map(|v| raw.ip_filter = Some(v)),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -449,6 +451,8 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         &global_not_set,
     );
     default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
+    default_route.ip_filter =
+        ip_filter::build(cx, &default_path.key("ip-filter"), default_raw.ip_filter);
     default_route.auth = auth::build_route(
         cx,
         &default_path.key("auth"),
@@ -510,6 +514,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         );
         route.cors = route_cors(cx, path.key("cors"), r.cors);
         route.websocket = r.websocket.unwrap_or(false);
+        route.ip_filter = ip_filter::build(cx, &path.key("ip-filter"), r.ip_filter);
         route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth, route.websocket);
         routes.push(route);
     }
@@ -531,6 +536,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         .collect();
 
     let disclosure = raw.disclosure.and_then(|d| build_disclosure(cx, d));
+    let ip_filter = ip_filter::build(cx, &root.key("ip-filter"), raw.ip_filter);
 
     Some(Policy {
         environment,
@@ -550,6 +556,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         cookies,
         auth,
         admin,
+        ip_filter,
     })
 }
 
@@ -577,6 +584,17 @@ fn build_server(cx: &mut Cx, raw: RawServer) -> ServerSettings {
             })
         })
         .collect();
+    let ipv6_bucket = match raw.ipv6_bucket {
+        None => 64,
+        Some(n) if (1..=128).contains(&n) => n as u8,
+        Some(n) => {
+            cx.error(
+                path.key("ipv6-bucket"),
+                format!("{n} is out of range (1 to 128): the IPv6 prefix clients are grouped by"),
+            );
+            64
+        }
+    };
     let max_header_count = match raw.max_header_count {
         None => 100,
         // 256 is also the most the gateway's wire-framing scanner reads in one head.
@@ -603,6 +621,7 @@ fn build_server(cx: &mut Cx, raw: RawServer) -> ServerSettings {
         ),
         trusted_proxies,
         max_header_count,
+        ipv6_bucket,
     }
 }
 
@@ -868,6 +887,7 @@ fn build_route(
         cors: None,
         auth: RouteAuth::none(),
         websocket: false,
+        ip_filter: ip_filter::IpFilter::default(),
     }
 }
 

@@ -34,6 +34,7 @@ mod diagnostic;
 mod disclosure;
 mod environment;
 pub mod headers;
+pub mod ip_filter;
 mod key_path;
 mod lints;
 mod normalize;

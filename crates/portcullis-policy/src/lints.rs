@@ -116,7 +116,38 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
             "a /0 range trusts every client's X-Forwarded-For: anyone can pick the client IP the gateway logs and limits".to_owned(),
         ));
     }
+    out.extend(trusted_proxies_denied(policy));
     out.extend(crate::auth::lint_jwks_urls(&policy.auth, production));
+    out
+}
+
+/// A trusted proxy inside a `deny` range: the resolver skips trusted hops, so the deny only
+/// bites when the proxy calls for itself, not for the clients it forwards; almost certainly not
+/// what was meant.
+fn trusted_proxies_denied(policy: &Policy) -> Vec<Diagnostic> {
+    let mut lists = vec![(KeyPath::root().key("ip-filter"), &policy.ip_filter)];
+    for (index, route) in policy.all_routes().enumerate() {
+        lists.push((route_path(policy, index).key("ip-filter"), &route.ip_filter));
+    }
+    let mut out = Vec::new();
+    for (path, filter) in lists {
+        for deny in &filter.deny {
+            let overlap = policy
+                .server
+                .trusted_proxies
+                .iter()
+                .find(|t| deny.contains(&t.network()) || t.contains(&deny.network()));
+            if let Some(trusted) = overlap {
+                out.push(
+                    Diagnostic::warning(
+                        path.key("deny"),
+                        format!("`{deny}` overlaps the trusted proxy range `{trusted}`"),
+                    )
+                    .with_help("requests a trusted proxy forwards are judged by the client behind it, so this denies only the proxy's own requests; remove the overlap"),
+                );
+            }
+        }
+    }
     out
 }
 

@@ -46,6 +46,8 @@ pub struct Policy {
     pub auth: AuthSettings,
     /// The admin HTTP API (`[admin]`), if the policy enables it.
     pub admin: Option<crate::admin::AdminSettings>,
+    /// `[ip-filter]`: IP allow/deny lists checked on every request, before routing.
+    pub ip_filter: crate::ip_filter::IpFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Most header fields an HTTP/1.1 request may carry (more: 431, refused by the server).
     pub max_header_count: usize,
+    /// Prefix IPv6 clients are bucketed by (`ipv6-bucket`, default 64): one host usually holds
+    /// a whole /64, so per-address keys would let it rotate addresses.
+    pub ipv6_bucket: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +152,8 @@ pub struct Route {
     /// JWT may come in the query string (`[route.auth] query-token`), since a browser cannot
     /// set headers on a WebSocket handshake.
     pub websocket: bool,
+    /// The route's IP allow/deny lists (`ip-filter`), checked after the global ones.
+    pub ip_filter: crate::ip_filter::IpFilter,
 }
 
 impl Route {

@@ -34,6 +34,8 @@ pub struct RawPolicy {
     pub auth: Option<RawAuth>,
     /// `[admin]`: the admin HTTP API (its raw type lives with its `build`).
     pub admin: Option<crate::admin::RawAdmin>,
+    /// `[ip-filter]`: the global IP allow/deny lists.
+    pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +46,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub max_header_count: Option<i64>,
+    pub ipv6_bucket: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +157,7 @@ pub struct RawRouteBody {
     pub headers: Option<RawHeaders>,
     pub cors: Option<String>,
     pub auth: Option<RawRouteAuth>,
+    pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +171,7 @@ pub struct RawRoute {
     pub cors: Option<String>,
     pub auth: Option<RawRouteAuth>,
     pub websocket: Option<bool>,
+    pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
 }
 
 #[derive(Debug, Default, Deserialize)]

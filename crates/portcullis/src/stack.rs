@@ -37,7 +37,10 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 /// 3. error rendering (the one JSON body for every refusal below)
 /// 4. response posture (security headers, Cache-Control, removed headers) on every response
 /// 5. framing hygiene
-/// 6. routing (path normalisation and route match)
+/// 6. routing: the client IP, resolved once from the peer and `[server] trusted-proxies` for
+///    every feature that keys on it, and the global IP allow/deny lists (`[ip-filter]`); then
+///    path normalisation and route match; then the route's IP allow/deny lists (`ip-filter`),
+///    before CORS so a refused client gets no CORS answer either (docs/gateway.md's step 6a)
 /// 7. CORS: preflights answered (or refused) here, before authentication; CORS headers on
 ///    the way out; WebSocket upgrade origins checked
 /// 8. authentication: identity headers stripped, the route's credential verified, tenant,

@@ -15,7 +15,6 @@ pub mod websocket;
 use std::convert::Infallible;
 use std::error::Error as _;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,9 +35,9 @@ pub use body::ProxyBody;
 pub use request_body::RequestBody;
 pub use websocket::Tunnels;
 
-/// The address of the peer a request arrived from; the server puts it in request extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+/// The peer address type lives with the client-IP resolver that reads it; re-exported here so
+/// the server and existing users keep their import path.
+pub use portcullis_layers::PeerAddr;
 
 /// Forwards requests to one upstream. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
