@@ -27,7 +27,7 @@ use tower::{Layer, Service};
 
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
-use crate::proxy::{PeerAddr, Proxy, ProxyError, RequestBody, Tunnels, websocket};
+use crate::proxy::{PeerAddr, Proxy, ProxyBody, ProxyError, Tunnels, websocket};
 use crate::revocations::StoreRevocations;
 use crate::signing::{self, SigningError};
 use crate::stack::{PolicyLayer, PolicyService};
@@ -167,7 +167,7 @@ impl Gateway {
             let queue = FramingQueue::default();
             let io = TokioIo::new(ScannedIo::new(stream, queue.clone()));
             let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let mut req = req.map(RequestBody::from);
+                let mut req = req.map(ProxyBody::from);
                 req.extensions_mut().insert(PeerAddr(peer));
                 if req.version() < http::Version::HTTP_2
                     && let Some(wire) = queue.pop()

@@ -9,7 +9,6 @@
 
 pub mod body;
 pub mod forwarded;
-pub mod request_body;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -32,7 +31,6 @@ use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
 use tower::Service;
 
 pub use body::ProxyBody;
-pub use request_body::RequestBody;
 pub use websocket::Tunnels;
 
 /// The peer address type lives with the client-IP resolver that reads it; re-exported here so
@@ -47,7 +45,7 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<HttpConnector, ProxyBody>,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
@@ -120,7 +118,7 @@ impl Proxy {
     }
 }
 
-impl Service<Request<RequestBody>> for Proxy {
+impl Service<Request<ProxyBody>> for Proxy {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -129,7 +127,7 @@ impl Service<Request<RequestBody>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ProxyBody>) -> Self::Future {
         let inner = self.inner.clone();
         Box::pin(async move {
             Ok(inner
@@ -141,7 +139,7 @@ impl Service<Request<RequestBody>> for Proxy {
 }
 
 impl Inner {
-    async fn forward(&self, req: Request<RequestBody>) -> Result<Response<ProxyBody>, Rejection> {
+    async fn forward(&self, req: Request<ProxyBody>) -> Result<Response<ProxyBody>, Rejection> {
         let (mut parts, body) = req.into_parts();
         let client_upgrade = websocket::take_client_upgrade(&mut parts, self.version)?;
         let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
