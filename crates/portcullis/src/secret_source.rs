@@ -26,8 +26,9 @@ pub fn read(reference: &SecretRef) -> Result<String, SourceError> {
         SecretRef::Env(name) => {
             std::env::var(name).map_err(|_| SourceError::MissingEnv(name.clone()))
         }
+        // The untrimmed copy is wiped: the value may be a key (callers wipe what they get).
         SecretRef::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim().to_owned())
+            .map(|s| zeroize::Zeroizing::new(s).trim().to_owned())
             .map_err(|source| SourceError::File {
                 path: path.clone(),
                 source,
