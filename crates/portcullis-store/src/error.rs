@@ -1,4 +1,4 @@
-//! The store's one error type (for the key store and the replay guard).
+//! The store's one error type (for the key store, the replay guard and the rate limiter).
 //!
 //! Messages name ids, tenants and fields, never a secret or a hash: they end up in logs and in
 //! the CLI's output.
@@ -50,7 +50,19 @@ pub enum StoreError {
         /// How many entries the guard holds at most.
         capacity: usize,
     },
-    /// The database (connection, query, migration) or the replay guard's Redis failed.
+    /// The in-memory rate limiter holds as many buckets as it may, none of which it can drop
+    /// without giving a client back part of its budget. It refuses requests that need a new
+    /// bucket rather than forget one in use; buckets it holds are still served.
+    #[error(
+        "the rate limiter is full: it holds {capacity} buckets that are still refilling, and \
+         forgetting one would reset a client's budget; refusing the request (fail closed)"
+    )]
+    RateLimiterFull {
+        /// How many buckets the limiter holds at most.
+        capacity: usize,
+    },
+    /// The database (connection, query, migration) or a Redis (the replay guard's, the rate
+    /// limiter's) failed.
     #[error("store backend: {0}")]
     Backend(#[source] Box<dyn Error + Send + Sync>),
 }

@@ -27,8 +27,16 @@
 //! - [`MemoryReplayGuard`]: one gateway instance; bounded, and refuses when full (fail closed).
 //! - `RedisReplayGuard` (feature `redis`): many instances sharing one Redis.
 //!
-//! Layers hold an `Arc<dyn KeyStore>` and an `Arc<dyn ReplayGuard>`; the gateway picks the
-//! backends from configuration.
+//! Rate-limit state ([`rate_limit`]): a [`RateStore`] decides a request against all of its
+//! [`Quota`]s at once (GCRA: one instant per bucket, exact, O(1)), taking a unit from every
+//! bucket or from none.
+//! - [`MemoryRateStore`]: one gateway instance; sharded and bounded, and full means refusal of
+//!   new buckets (fail closed), never the reset of a budget in use.
+//! - `RedisRateStore` (feature `redis`): many instances sharing one Redis, one script per
+//!   decision, on Redis's clock.
+//!
+//! Layers hold an `Arc<dyn KeyStore>`, an `Arc<dyn ReplayGuard>` and an `Arc<dyn RateStore>`;
+//! the gateway picks the backends from configuration.
 
 pub mod cache;
 pub mod clock;
@@ -39,6 +47,7 @@ pub mod key;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod rate_limit;
 pub mod record;
 pub mod replay;
 pub mod revocation;
@@ -57,6 +66,11 @@ pub use key::{KeyId, PlaintextKey, SecretHash};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use rate_limit::RedisRateStore;
+pub use rate_limit::{
+    MemoryRateStore, Quota, QuotaError, QuotaStatus, RateCheck, RateDecision, RateStore,
+};
 pub use record::{ApiKeyRecord, AuditRecord, KeyState, NewKey};
 #[cfg(feature = "redis")]
 pub use replay::RedisReplayGuard;
