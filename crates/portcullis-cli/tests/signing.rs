@@ -385,9 +385,11 @@ async fn replays_are_refused_across_instances_sharing_redis() {
     let reply = request.send(&s.gateways[1]).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&reply), "signature_replayed");
-    // A fresh signature still passes on the second instance.
+    // A fresh signature still passes on the second instance. (Its timestamp is the first one's
+    // minus a second, never `now() - 1`: once the clock ticks over, that is the first one's
+    // timestamp again, the same signature, and rightly a replay.)
     let fresh = Signed {
-        at: now() - 1,
+        at: request.at - 1,
         ..request
     };
     assert_eq!(fresh.send(&s.gateways[1]).await.status, StatusCode::OK);
