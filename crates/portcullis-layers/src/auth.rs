@@ -51,6 +51,7 @@ use tower::{Layer, Service};
 use crate::jwt::JwtVerifier;
 use crate::matched_route::MatchedRoute;
 use crate::query_token;
+use crate::rate_limit::{self, Phase, RateLimiter};
 use crate::rejection::Rejection;
 use crate::revocation::RevocationList;
 use crate::signature::{SignatureRequired, SigningSecret};
@@ -267,6 +268,7 @@ struct Config {
     /// `pcl_`: a Bearer token with this prefix is an API key (a JWT never starts with it).
     bearer_prefix: String,
     revocations: Option<Arc<dyn RevocationList>>,
+    rate_limits: Option<Arc<RateLimiter>>,
 }
 
 /// See the module docs.
@@ -292,6 +294,7 @@ impl AuthLayer {
                 tenant_header: None,
                 bearer_prefix: format!("{key_prefix}_"),
                 revocations: None,
+                rate_limits: None,
             }),
         }
     }
@@ -318,6 +321,17 @@ impl AuthLayer {
     pub fn revocations(mut self, list: Option<Arc<dyn RevocationList>>) -> Self {
         if let Some(config) = Arc::get_mut(&mut self.config) {
             config.revocations = list;
+        }
+        self
+    }
+
+    /// Runs `limiter`'s quotas around authentication, without a layer of their own: those
+    /// keyed by client IP or a header before the credential is checked, those keyed by the
+    /// verified identity after (see [`crate::rate_limit`]). The same as mounting
+    /// [`RateLimitLayer`](crate::rate_limit::RateLimitLayer)s on both sides of this layer.
+    pub fn rate_limits(mut self, limiter: Option<Arc<RateLimiter>>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.rate_limits = limiter;
         }
         self
     }
@@ -388,186 +402,246 @@ where
             .get(index)
             .cloned()
             .unwrap_or_else(RouteRequirement::none);
-        if requirement.mode == AuthMode::None {
+        let limits = config
+            .rate_limits
+            .clone()
+            .filter(|limits| limits.applies(index));
+        if requirement.mode == AuthMode::None && limits.is_none() {
             return Box::pin(self.inner.call(req));
         }
         // The service that was polled ready handles this request; a fresh clone takes its
         // place for the next one (tower's guidance for services that move into futures).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let Some(limits) = limits else {
+            return Box::pin(authenticate(config, requirement, inner, req, None));
+        };
+        // Rate limits around authentication: the quotas known before it (client IP, a header)
+        // first, so a flood of bad credentials is limited before it costs a lookup; those keyed
+        // by the verified identity after it (in `proceed`).
+        let before = limits.pending(Phase::BeforeAuth, index, &req);
         Box::pin(async move {
-            let query_token = requirement
-                .query_token
-                .as_deref()
-                .filter(|_| requirement.jwt && query_token::is_websocket_upgrade(&req));
-            let from_headers = presented(&config, &requirement, req.headers());
-            let from_query = query_token.map_or(0, |name| query_token::count(req.uri(), name));
-            let presented = match (from_headers, from_query, query_token) {
-                (p, 0, _) | (p, _, None) => p,
-                // The token twice, or a header credential too: which one would an upstream
-                // believe?
-                (Presented::None, 1, Some(name)) => {
-                    query_token::find(req.uri(), name).map_or(Presented::Unusable, Presented::Jwt)
-                }
-                _ => Presented::Ambiguous,
+            let outcome = match limits.admit(before).await {
+                Ok(outcome) => outcome,
+                Err(refused) => return Ok(refused),
             };
-            let presented = match presented {
-                Presented::None if requirement.mode == AuthMode::Required => {
-                    let message = match (requirement.reads_api_keys(), requirement.jwt) {
-                        (true, true) => "this endpoint requires an API key or a bearer token",
-                        (false, true) => "this endpoint requires a bearer token",
-                        _ => "this endpoint requires an API key",
-                    };
-                    return Ok(unauthorized(
-                        "authentication_required",
-                        message,
-                        "no credential presented".to_owned(),
-                    ));
-                }
-                Presented::None => None,
-                Presented::Ambiguous => {
-                    return Ok(unauthorized(
-                        "invalid_credentials",
-                        "the credentials are invalid",
-                        "several credentials presented".to_owned(),
-                    ));
-                }
-                Presented::Unusable => {
-                    return Ok(unauthorized(
-                        "invalid_credentials",
-                        "the credentials are invalid",
-                        "the credential is not one this route accepts".to_owned(),
-                    ));
-                }
-                Presented::ApiKey(key) => Some(Credential::ApiKey(key.to_owned())),
-                Presented::Jwt(token) => Some(Credential::Jwt(token.to_owned())),
-            };
-            let Some(credential) = presented else {
-                return inner.call(req).await;
-            };
-            let by_api_key = matches!(credential, Credential::ApiKey(_));
-            let verified = match &credential {
-                Credential::ApiKey(key) => match config.verifier.as_ref() {
-                    Some(verifier) => verifier
-                        .verify(key)
-                        .await
-                        .map(|k| (k.identity, k.signing_secret)),
-                    None => Err(AuthFailure::Rejected(
-                        "no API key store is configured".to_owned(),
-                    )),
-                },
-                // A JWT never signs: signing secrets belong to API keys.
-                Credential::Jwt(token) => match config.jwt.as_ref() {
-                    Some(verifier) => verifier.verify(token).map(|identity| (identity, None)),
-                    None => Err(AuthFailure::Rejected(
-                        "no JWT verifier is configured".to_owned(),
-                    )),
-                },
-            };
-            // The copy is not needed past its check.
-            drop(credential);
-            let (identity, signing_secret) = match verified {
-                Ok(verified) => verified,
-                Err(AuthFailure::Rejected(reason)) => {
-                    tracing::info!(target: "portcullis::auth", %reason, "credential refused");
-                    return Ok(unauthorized(
-                        "invalid_credentials",
-                        "the credentials are invalid",
-                        reason,
-                    ));
-                }
-                Err(AuthFailure::Unavailable(reason)) => {
-                    tracing::error!(target: "portcullis::auth", %reason, "credential could not be checked");
-                    return Ok(Rejection::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "auth_unavailable",
-                        "credentials cannot be checked right now",
-                    )
-                    .with_detail(reason)
-                    .into_response());
-                }
-            };
-            if let Some(list) = &config.revocations {
-                if let Some(jti) = identity
-                    .token_id
-                    .as_deref()
-                    .filter(|jti| list.is_token_revoked(jti))
-                {
-                    let reason = format!("the token with jti {jti:?} was revoked");
-                    tracing::info!(target: "portcullis::auth", %reason, "credential refused");
-                    return Ok(unauthorized(
-                        "invalid_credentials",
-                        "the credentials are invalid",
-                        reason,
-                    ));
-                }
-                if let Some(subject) = identity
-                    .subject
-                    .as_deref()
-                    .filter(|s| list.is_subject_suspended(&identity.tenant, s))
-                {
-                    tracing::info!(
-                        target: "portcullis::auth",
-                        tenant = %identity.tenant,
-                        subject,
-                        "caller suspended"
-                    );
-                    return Ok(Rejection::new(
-                        StatusCode::FORBIDDEN,
-                        "subject_suspended",
-                        "this account is suspended",
-                    )
-                    .with_detail(format!(
-                        "subject {subject:?} of tenant {} is suspended",
-                        identity.tenant
-                    ))
-                    .into_response());
-                }
-            }
-            let signature = match signing_secret {
-                Some(secret) if by_api_key => Some(SignatureRequired::new(secret)),
-                _ if by_api_key && requirement.signed_only => {
-                    tracing::info!(
-                        target: "portcullis::auth",
-                        tenant = %identity.tenant,
-                        key_id = %identity.key_id,
-                        code = "signature_required",
-                        "key without a signing secret on a signed-only route"
-                    );
-                    return Ok(unauthorized(
-                        "signature_required",
-                        "this endpoint requires a signed request",
-                        "the API key has no signing secret".to_owned(),
-                    ));
-                }
-                _ => None,
-            };
-            if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
-                tracing::info!(
-                    target: "portcullis::auth",
-                    tenant = %identity.tenant,
-                    key_id = %identity.key_id,
-                    code = rejection.code(),
-                    "caller not authorized"
-                );
-                return Ok(rejection.into_response());
-            }
-            // The upstream gets the verified identity, not the secret: a key or token that
-            // never leaves the gateway cannot leak from an upstream's logs or be replayed by it.
-            remove_credential(&config, &requirement, req.headers_mut());
-            if let Some(name) = query_token
-                && let Some(uri) = query_token::without(req.uri(), name)
-            {
-                *req.uri_mut() = uri;
-            }
-            config.identity_headers.set(req.headers_mut(), &identity);
-            req.extensions_mut().insert(identity);
-            if let Some(signature) = signature {
-                req.extensions_mut().insert(signature);
-            }
-            inner.call(req).await
+            let after = Some((limits.clone(), index));
+            let mut res = authenticate(config, requirement, inner, req, after).await?;
+            rate_limit::finish(Phase::BeforeAuth, &mut res, outcome);
+            Ok(res)
         })
     }
+}
+
+/// The credential check, then the request on to `inner` through [`proceed`].
+async fn authenticate<S, ReqBody, ResBody>(
+    config: Arc<Config>,
+    requirement: RouteRequirement,
+    mut inner: S,
+    mut req: Request<ReqBody>,
+    limits: Option<(Arc<RateLimiter>, usize)>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    if requirement.mode == AuthMode::None {
+        return proceed(&mut inner, req, limits).await;
+    }
+    let query_token = requirement
+        .query_token
+        .as_deref()
+        .filter(|_| requirement.jwt && query_token::is_websocket_upgrade(&req));
+    let from_headers = presented(&config, &requirement, req.headers());
+    let from_query = query_token.map_or(0, |name| query_token::count(req.uri(), name));
+    let presented = match (from_headers, from_query, query_token) {
+        (p, 0, _) | (p, _, None) => p,
+        // The token twice, or a header credential too: which one would an upstream
+        // believe?
+        (Presented::None, 1, Some(name)) => {
+            query_token::find(req.uri(), name).map_or(Presented::Unusable, Presented::Jwt)
+        }
+        _ => Presented::Ambiguous,
+    };
+    let presented = match presented {
+        Presented::None if requirement.mode == AuthMode::Required => {
+            let message = match (requirement.reads_api_keys(), requirement.jwt) {
+                (true, true) => "this endpoint requires an API key or a bearer token",
+                (false, true) => "this endpoint requires a bearer token",
+                _ => "this endpoint requires an API key",
+            };
+            return Ok(unauthorized(
+                "authentication_required",
+                message,
+                "no credential presented".to_owned(),
+            ));
+        }
+        Presented::None => None,
+        Presented::Ambiguous => {
+            return Ok(unauthorized(
+                "invalid_credentials",
+                "the credentials are invalid",
+                "several credentials presented".to_owned(),
+            ));
+        }
+        Presented::Unusable => {
+            return Ok(unauthorized(
+                "invalid_credentials",
+                "the credentials are invalid",
+                "the credential is not one this route accepts".to_owned(),
+            ));
+        }
+        Presented::ApiKey(key) => Some(Credential::ApiKey(key.to_owned())),
+        Presented::Jwt(token) => Some(Credential::Jwt(token.to_owned())),
+    };
+    let Some(credential) = presented else {
+        return proceed(&mut inner, req, limits).await;
+    };
+    let by_api_key = matches!(credential, Credential::ApiKey(_));
+    let verified = match &credential {
+        Credential::ApiKey(key) => match config.verifier.as_ref() {
+            Some(verifier) => verifier
+                .verify(key)
+                .await
+                .map(|k| (k.identity, k.signing_secret)),
+            None => Err(AuthFailure::Rejected(
+                "no API key store is configured".to_owned(),
+            )),
+        },
+        // A JWT never signs: signing secrets belong to API keys.
+        Credential::Jwt(token) => match config.jwt.as_ref() {
+            Some(verifier) => verifier.verify(token).map(|identity| (identity, None)),
+            None => Err(AuthFailure::Rejected(
+                "no JWT verifier is configured".to_owned(),
+            )),
+        },
+    };
+    // The copy is not needed past its check.
+    drop(credential);
+    let (identity, signing_secret) = match verified {
+        Ok(verified) => verified,
+        Err(AuthFailure::Rejected(reason)) => {
+            tracing::info!(target: "portcullis::auth", %reason, "credential refused");
+            return Ok(unauthorized(
+                "invalid_credentials",
+                "the credentials are invalid",
+                reason,
+            ));
+        }
+        Err(AuthFailure::Unavailable(reason)) => {
+            tracing::error!(target: "portcullis::auth", %reason, "credential could not be checked");
+            return Ok(Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                "credentials cannot be checked right now",
+            )
+            .with_detail(reason)
+            .into_response());
+        }
+    };
+    if let Some(list) = &config.revocations {
+        if let Some(jti) = identity
+            .token_id
+            .as_deref()
+            .filter(|jti| list.is_token_revoked(jti))
+        {
+            let reason = format!("the token with jti {jti:?} was revoked");
+            tracing::info!(target: "portcullis::auth", %reason, "credential refused");
+            return Ok(unauthorized(
+                "invalid_credentials",
+                "the credentials are invalid",
+                reason,
+            ));
+        }
+        if let Some(subject) = identity
+            .subject
+            .as_deref()
+            .filter(|s| list.is_subject_suspended(&identity.tenant, s))
+        {
+            tracing::info!(
+                target: "portcullis::auth",
+                tenant = %identity.tenant,
+                subject,
+                "caller suspended"
+            );
+            return Ok(Rejection::new(
+                StatusCode::FORBIDDEN,
+                "subject_suspended",
+                "this account is suspended",
+            )
+            .with_detail(format!(
+                "subject {subject:?} of tenant {} is suspended",
+                identity.tenant
+            ))
+            .into_response());
+        }
+    }
+    let signature = match signing_secret {
+        Some(secret) if by_api_key => Some(SignatureRequired::new(secret)),
+        _ if by_api_key && requirement.signed_only => {
+            tracing::info!(
+                target: "portcullis::auth",
+                tenant = %identity.tenant,
+                key_id = %identity.key_id,
+                code = "signature_required",
+                "key without a signing secret on a signed-only route"
+            );
+            return Ok(unauthorized(
+                "signature_required",
+                "this endpoint requires a signed request",
+                "the API key has no signing secret".to_owned(),
+            ));
+        }
+        _ => None,
+    };
+    if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
+        tracing::info!(
+            target: "portcullis::auth",
+            tenant = %identity.tenant,
+            key_id = %identity.key_id,
+            code = rejection.code(),
+            "caller not authorized"
+        );
+        return Ok(rejection.into_response());
+    }
+    // The upstream gets the verified identity, not the secret: a key or token that
+    // never leaves the gateway cannot leak from an upstream's logs or be replayed by it.
+    remove_credential(&config, &requirement, req.headers_mut());
+    if let Some(name) = query_token
+        && let Some(uri) = query_token::without(req.uri(), name)
+    {
+        *req.uri_mut() = uri;
+    }
+    config.identity_headers.set(req.headers_mut(), &identity);
+    req.extensions_mut().insert(identity);
+    if let Some(signature) = signature {
+        req.extensions_mut().insert(signature);
+    }
+    proceed(&mut inner, req, limits).await
+}
+
+/// Calls `inner`, after the rate limits keyed by the verified identity (or, for an anonymous
+/// request, by its client IP) when the route has any.
+async fn proceed<S, ReqBody, ResBody>(
+    inner: &mut S,
+    req: Request<ReqBody>,
+    limits: Option<(Arc<RateLimiter>, usize)>,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    let Some((limits, index)) = limits else {
+        return inner.call(req).await;
+    };
+    let pending = limits.pending(Phase::AfterAuth, index, &req);
+    let outcome = match limits.admit(pending).await {
+        Ok(outcome) => outcome,
+        Err(refused) => return Ok(refused),
+    };
+    let mut res = inner.call(req).await?;
+    rate_limit::finish(Phase::AfterAuth, &mut res, outcome);
+    Ok(res)
 }
 
 /// A credential copied out of the request for verification (the request moves on without it).

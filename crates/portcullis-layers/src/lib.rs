@@ -24,6 +24,7 @@ pub mod matched_route;
 pub mod origin;
 mod original_target;
 pub mod query_token;
+pub mod rate_limit;
 pub mod rejection;
 pub mod response_posture;
 pub mod revocation;
@@ -42,6 +43,7 @@ pub use ip_filter::{IpFilterLayer, IpRules};
 pub use jwt::{JwtKey, JwtVerifier};
 pub use matched_route::MatchedRoute;
 pub use original_target::OriginalTarget;
+pub use rate_limit::{RateLimitLayer, RateLimitOutcome};
 pub use rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
 pub use response_posture::{ResponsePostureLayer, RoutePosture};
 pub use signature::{

@@ -44,6 +44,12 @@ use crate::correlation_id::CorrelationId;
 /// The future of a layer that answers a refusal itself, without calling the service inside.
 pub type RefusedFuture<B, E> = std::future::Ready<Result<Response<B>, E>>;
 
+/// `d` in whole seconds, rounded up, at least 1: a client told "0" would retry at once.
+pub fn whole_seconds_up(d: std::time::Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
 /// A typed refusal with a stable machine-readable code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -51,6 +57,7 @@ pub struct Rejection {
     code: &'static str,
     message: Cow<'static, str>,
     detail: Option<String>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl Rejection {
@@ -64,6 +71,7 @@ impl Rejection {
             code,
             message: message.into(),
             detail: None,
+            retry_after: None,
         }
     }
 
@@ -72,6 +80,17 @@ impl Rejection {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// When the client may try again (`429`, `503`): sent as `Retry-After` in whole seconds,
+    /// rounded up, at least 1.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     pub fn status(&self) -> StatusCode {
@@ -129,6 +148,12 @@ impl Rejection {
     pub fn into_response<B: Default>(self) -> Response<B> {
         let mut res = Response::new(B::default());
         *res.status_mut() = self.status;
+        if let Some(after) = self.retry_after {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(whole_seconds_up(after)),
+            );
+        }
         res.extensions_mut().insert(self);
         res
     }

@@ -21,6 +21,7 @@ use crate::ip_filter;
 use crate::key_path::{self, KeyPath, Segment};
 use crate::lints;
 use crate::policy::*;
+use crate::rate_limit;
 use crate::raw::*;
 use crate::route::PathPattern;
 
@@ -95,6 +96,7 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "auth" => section(doc, &path, value, diags).map(|v| raw.auth = v),
             "admin" => section(doc, &path, value, diags).map(|v| raw.admin = v),
             "ip-filter" => section(doc, &path, value, diags).map(|v| raw.ip_filter = Some(v)),
+            "rate-limit" => section(doc, &path, value, diags).map(|v| raw.rate_limit = Some(v)),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -453,6 +455,16 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
     default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
     default_route.ip_filter =
         ip_filter::build(cx, &default_path.key("ip-filter"), default_raw.ip_filter);
+    let rate_limit = rate_limit::build(cx, raw.rate_limit);
+    let mut quotas_used = std::collections::HashSet::new();
+    let mut route_quotas = |cx: &mut Cx, at: KeyPath, names: Option<Vec<String>>| {
+        let quotas = rate_limit::names(cx, &at, names, &rate_limit.quotas)
+            .unwrap_or_else(|| rate_limit.default.clone());
+        quotas_used.extend(quotas.iter().copied());
+        quotas
+    };
+    default_route.rate_limit =
+        route_quotas(cx, default_path.key("rate-limit"), default_raw.rate_limit);
     default_route.auth = auth::build_route(
         cx,
         &default_path.key("auth"),
@@ -515,6 +527,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         route.cors = route_cors(cx, path.key("cors"), r.cors);
         route.websocket = r.websocket.unwrap_or(false);
         route.ip_filter = ip_filter::build(cx, &path.key("ip-filter"), r.ip_filter);
+        route.rate_limit = route_quotas(cx, path.key("rate-limit"), r.rate_limit);
         route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth, route.websocket);
         routes.push(route);
     }
@@ -527,6 +540,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
             .with_help("attach it with `cors = \"NAME\"` on a `[[route]]` or `[default-route]`"),
         );
     }
+    rate_limit::unused(cx, &rate_limit, &quotas_used);
     let csrf = csrf::build(cx, raw.csrf, environment);
     let cookies = raw
         .cookies
@@ -557,6 +571,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         auth,
         admin,
         ip_filter,
+        rate_limit,
     })
 }
 
@@ -888,6 +903,7 @@ fn build_route(
         auth: RouteAuth::none(),
         websocket: false,
         ip_filter: ip_filter::IpFilter::default(),
+        rate_limit: Vec::new(),
     }
 }
 

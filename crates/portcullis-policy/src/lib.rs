@@ -40,9 +40,11 @@ mod lints;
 mod normalize;
 pub mod origins;
 mod policy;
+pub mod rate_limit;
 mod raw;
 mod route;
 pub mod signing;
+pub mod state_store;
 
 use std::path::{Path, PathBuf};
 

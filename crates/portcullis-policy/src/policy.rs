@@ -48,6 +48,8 @@ pub struct Policy {
     pub admin: Option<crate::admin::AdminSettings>,
     /// `[ip-filter]`: IP allow/deny lists checked on every request, before routing.
     pub ip_filter: crate::ip_filter::IpFilter,
+    /// `[rate-limit]`: quotas (routes refer to them by index), overrides, the counters' store.
+    pub rate_limit: crate::rate_limit::RateLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +156,9 @@ pub struct Route {
     pub websocket: bool,
     /// The route's IP allow/deny lists (`ip-filter`), checked after the global ones.
     pub ip_filter: crate::ip_filter::IpFilter,
+    /// The route's quotas, as indices into [`Policy::rate_limit`]'s `quotas` (its own
+    /// `rate-limit`, else `[rate-limit] default`).
+    pub rate_limit: Vec<usize>,
 }
 
 impl Route {

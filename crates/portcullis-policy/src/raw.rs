@@ -36,6 +36,8 @@ pub struct RawPolicy {
     pub admin: Option<crate::admin::RawAdmin>,
     /// `[ip-filter]`: the global IP allow/deny lists.
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
+    /// `[rate-limit]`: quotas, overrides and the counters' store.
+    pub rate_limit: Option<crate::rate_limit::RawRateLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +160,7 @@ pub struct RawRouteBody {
     pub cors: Option<String>,
     pub auth: Option<RawRouteAuth>,
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
+    pub rate_limit: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +175,7 @@ pub struct RawRoute {
     pub auth: Option<RawRouteAuth>,
     pub websocket: Option<bool>,
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
+    pub rate_limit: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ use crate::compile::Cx;
 use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
 use crate::raw::{RawSecret, RawSigning};
+use crate::state_store::{self, StateStore};
 
 /// `[auth.api-keys.signing]`, compiled.
 #[derive(Debug, Clone)]
@@ -34,15 +35,10 @@ pub struct SigningSettings {
     pub key_encryption_key: SecretRef,
 }
 
-/// Where accepted signatures are remembered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplayStore {
-    /// In this process: right for one instance. Several instances behind a load balancer each
-    /// remember only what they saw, so a signature replayed to another instance would pass.
-    Memory,
-    /// A Redis server shared by every instance (`redis://…`, resolved at start-up).
-    Redis(SecretRef),
-}
+/// Where accepted signatures are remembered. In memory, several instances behind a load
+/// balancer each remember only what they saw, so a signature replayed to another instance would
+/// pass: use Redis for more than one instance.
+pub type ReplayStore = StateStore;
 
 const DEFAULT_SKEW: Duration = Duration::from_secs(300);
 /// A wider window keeps replayable signatures (and the replay store) around longer for no gain:
@@ -98,35 +94,7 @@ pub(crate) fn build(cx: &mut Cx, at: &KeyPath, raw: RawSigning) -> SigningSettin
             "at most 64 MiB: a signed body is held in memory until its signature is checked",
         );
     }
-    let replay = match raw.replay {
-        None => ReplayStore::Memory,
-        Some(RawSecret::Literal(text)) if text == "memory" => ReplayStore::Memory,
-        Some(RawSecret::Literal(url))
-            if url.starts_with("redis://") || url.starts_with("rediss://") =>
-        {
-            if url.contains('@') {
-                cx.diags.push(
-                    Diagnostic::error(
-                        at.key("replay"),
-                        "this Redis URL carries credentials: reference it instead",
-                    )
-                    .with_help("write `replay = { env = \"REDIS_URL\" }`"),
-                );
-            }
-            ReplayStore::Redis(SecretRef::Literal(url))
-        }
-        Some(RawSecret::Literal(other)) => {
-            cx.error(
-                at.key("replay"),
-                format!(
-                    "`{other}`: expected \"memory\", a `redis://` URL, or `{{ env = \"REDIS_URL\" }}`"
-                ),
-            );
-            ReplayStore::Memory
-        }
-        Some(reference) => secret_ref(cx, &at.key("replay"), reference)
-            .map_or(ReplayStore::Memory, ReplayStore::Redis),
-    };
+    let replay = state_store::build(cx, &at.key("replay"), raw.replay);
     let key_encryption_key = match raw.key_encryption_key {
         None => {
             cx.missing(

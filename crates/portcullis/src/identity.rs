@@ -6,6 +6,7 @@ use portcullis_layers::auth::{
     ApiKeyVerifier, AuthLayer, AuthMode, IdentityHeaderNames, RouteRequirement,
 };
 use portcullis_layers::jwt::JwtVerifier;
+use portcullis_layers::rate_limit::RateLimiter;
 use portcullis_layers::revocation::RevocationList;
 use portcullis_policy::Policy;
 use portcullis_policy::auth::{AuthMode as PolicyMode, Credential};
@@ -16,6 +17,7 @@ pub(crate) fn auth_layer(
     verifier: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
     revocations: Option<Arc<dyn RevocationList>>,
+    rate_limits: Arc<RateLimiter>,
 ) -> AuthLayer {
     let per_route = policy
         .all_routes()
@@ -49,4 +51,5 @@ pub(crate) fn auth_layer(
         .tenant_header(auth.tenant_header.clone())
         .jwt(jwt)
         .revocations(revocations)
+        .rate_limits(Some(rate_limits))
 }

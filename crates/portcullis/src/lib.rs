@@ -17,6 +17,7 @@ pub mod jwt_keys;
 pub mod key_admin;
 pub mod key_store;
 pub mod proxy;
+pub mod rate_limits;
 pub mod revocations;
 pub mod routing;
 pub mod secret_source;

@@ -28,6 +28,7 @@ use tower::{Layer, Service};
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
 use crate::proxy::{PeerAddr, Proxy, ProxyBody, ProxyError, Tunnels, websocket};
+use crate::rate_limits::{self, RateLimitError};
 use crate::revocations::StoreRevocations;
 use crate::signing::{self, SigningError};
 use crate::stack::{PolicyLayer, PolicyService};
@@ -55,6 +56,8 @@ pub enum ServeError {
     Jwt(#[from] JwtKeyError),
     #[error(transparent)]
     Signing(#[from] SigningError),
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitError),
 }
 
 /// A bound, not yet running, gateway.
@@ -100,6 +103,7 @@ impl Gateway {
             }
             None => None,
         };
+        let rate_store = rate_limits::open(&policy).await?;
         let addr = policy.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -107,7 +111,7 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
-        let mut layer = PolicyLayer::new(policy);
+        let mut layer = PolicyLayer::new(policy).with_rate_store(rate_store);
         if let Some(store) = keys {
             // The revocation list lives in the key store: read now, refreshed every second.
             let revocations = StoreRevocations::start(store.clone())

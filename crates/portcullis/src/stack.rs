@@ -10,6 +10,7 @@ use portcullis_layers::cors::{Cors, CorsLayer};
 use portcullis_layers::csrf::{Csrf, CsrfLayer};
 use portcullis_layers::framing::Framing;
 use portcullis_layers::jwt::JwtVerifier;
+use portcullis_layers::rate_limit::RateLimiter;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
 use portcullis_layers::revocation::RevocationList;
@@ -19,6 +20,7 @@ use portcullis_layers::{
     ResponsePostureLayer, RoutePosture,
 };
 use portcullis_policy::Policy;
+use portcullis_store::RateStore;
 use tower::Layer;
 use tower::util::Either;
 
@@ -43,8 +45,13 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 ///    before CORS so a refused client gets no CORS answer either (docs/gateway.md's step 6a)
 /// 7. CORS: preflights answered (or refused) here, before authentication; CORS headers on
 ///    the way out; WebSocket upgrade origins checked
-/// 8. authentication: identity headers stripped, the route's credential verified, tenant,
-///    scopes and role checked, the verified identity set for the upstream
+/// 8. rate limits keyed by client IP or a header (`[rate-limit]`), before credentials are
+///    checked; then authentication: identity headers stripped, the route's credential
+///    verified, tenant, scopes and role checked, the verified identity set for the upstream;
+///    then the rate limits keyed by API key, tenant or subject (with per-tenant rates). The
+///    rate limits run inside the authentication layer rather than as two layers of their own:
+///    each layer deepens [`PolicyService`], and two more took the axum example's build from
+///    about two minutes to over ten (rustc's time to check the nested service type);
 ///    and then request signatures, for the API keys that sign: timestamp, HMAC over method,
 ///    target and body (read whole, up to a limit), replay; the signature headers removed from
 ///    every request (docs/gateway.md's step 8b)
@@ -75,6 +82,7 @@ pub struct PolicyLayer {
     routing: RoutingLayer,
     cors: CorsLayer,
     auth: AuthLayer,
+    rate_limits: Arc<RateLimiter>,
     signature: SignatureLayer,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
@@ -108,6 +116,7 @@ impl PolicyLayer {
         } else {
             ErrorDetail::Hide
         };
+        let rate_limits = rate_limiter(&policy, crate::rate_limits::memory_store(&policy));
         let per_route = policy
             .all_routes()
             .map(|r| RoutePosture {
@@ -128,7 +137,8 @@ impl PolicyLayer {
                 tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
                 CorsLayer::deny_all()
             }),
-            auth: identity::auth_layer(&policy, None, None, None),
+            auth: identity::auth_layer(&policy, None, None, None, rate_limits.clone()),
+            rate_limits,
             signature: crate::signing::not_configured(),
             api_keys: None,
             jwt: None,
@@ -171,6 +181,7 @@ impl PolicyLayer {
             self.api_keys.clone(),
             self.jwt.clone(),
             self.revocations.clone(),
+            self.rate_limits.clone(),
         );
     }
 
@@ -180,6 +191,14 @@ impl PolicyLayer {
     /// waved through.
     pub fn with_signing(mut self, layer: SignatureLayer) -> Self {
         self.signature = layer;
+        self
+    }
+
+    /// Counts rate limits in `store` (the gateway opens the policy's `[rate-limit] store` with
+    /// [`crate::rate_limits::open`]). Without it, the counts are kept in this process's memory.
+    pub fn with_rate_store(mut self, store: Arc<dyn RateStore>) -> Self {
+        self.rate_limits = rate_limiter(&self.policy, store);
+        self.rebuild_auth();
         self
     }
 
@@ -211,4 +230,12 @@ impl<S> Layer<S> for PolicyLayer {
         let svc = self.access_log.layer(svc);
         self.correlation.layer(svc)
     }
+}
+
+/// The policy's rate limits, counted in `store`.
+fn rate_limiter(policy: &Policy, store: Arc<dyn RateStore>) -> Arc<RateLimiter> {
+    Arc::new(RateLimiter::new(
+        store,
+        crate::rate_limits::route_quotas(policy),
+    ))
 }

@@ -1,0 +1,215 @@
+//! The policy's `[rate-limit]` as the gateway's rate limiting: each route's quotas for the
+//! layers, and the store the counters live in.
+//!
+//! With `store = { env = "REDIS_URL" }` every decision goes to Redis first; while Redis cannot
+//! be reached, [`FailoverRateStore`] applies `on-store-error`: `fail-open` counts in this
+//! instance's memory (the same quotas, so limits still hold per instance), `fail-closed`
+//! refuses with `503`. Either way the outage is logged once when it starts and once when it
+//! ends, and every failed decision is counted in `portcullis_rate_limit_store_errors_total`.
+//! After a failure Redis is left alone for a second (so an outage does not add a failed round
+//! trip to every request), then tried again: the gateway goes back to shared counts by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis_layers::rate_limit::{KeySource, RouteQuota};
+use portcullis_policy::Policy;
+use portcullis_policy::rate_limit::{OnStoreError, QuotaRule, Rate, RateKey};
+use portcullis_policy::state_store::StateStore;
+use portcullis_store::{
+    BoxFuture, MemoryRateStore, Quota, RateCheck, RateDecision, RateStore, RedisRateStore,
+    StoreError, SystemClock,
+};
+
+use crate::secret_source::{self, SourceError};
+
+/// Why the rate-limit store could not be opened. Never contains the Redis URL (it may carry a
+/// password).
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    #[error("rate-limit.store: {0}")]
+    Source(#[source] SourceError),
+    #[error("rate-limit.store: cannot reach Redis: {0}")]
+    Redis(#[source] StoreError),
+}
+
+/// Each route's quotas, indexed like [`Policy::all_routes`] (the default route last).
+pub fn route_quotas(policy: &Policy) -> Vec<Vec<RouteQuota>> {
+    let quotas: Vec<RouteQuota> = policy.rate_limit.quotas.iter().map(route_quota).collect();
+    policy
+        .all_routes()
+        .map(|route| {
+            route
+                .rate_limit
+                .iter()
+                .filter_map(|&i| quotas.get(i).cloned())
+                .collect()
+        })
+        .collect()
+}
+
+fn route_quota(rule: &QuotaRule) -> RouteQuota {
+    let key = match &rule.key {
+        RateKey::Ip => KeySource::Ip,
+        RateKey::ApiKey => KeySource::ApiKey,
+        RateKey::Tenant => KeySource::Tenant,
+        RateKey::Subject => KeySource::Subject,
+        RateKey::Header(name) => KeySource::Header(name.clone()),
+    };
+    let tenants = rule
+        .tenants
+        .iter()
+        .map(|(tenant, rate)| (tenant.clone(), quota(&rule.name, rate)))
+        .collect();
+    RouteQuota::new(rule.name.as_str(), key, quota(&rule.name, &rule.rate)).with_tenants(tenants)
+}
+
+/// The policy compiler refuses every rate the store refuses; should they ever disagree, the
+/// quota becomes one request per period rather than no limit at all.
+fn quota(name: &str, rate: &Rate) -> Quota {
+    Quota::new(rate.limit, rate.per, rate.burst).unwrap_or_else(|e| {
+        tracing::error!(quota = name, error = %e, "quota refused; limiting to 1 request per period");
+        Quota::new(1, rate.per.max(Duration::from_secs(1)), 1)
+            .unwrap_or_else(|_| one_per_second())
+    })
+}
+
+// Constant arguments, valid by Quota::new's rules (tested below).
+#[allow(clippy::expect_used)]
+fn one_per_second() -> Quota {
+    Quota::new(1, Duration::from_secs(1), 1).expect("1 per second is a valid quota")
+}
+
+/// The in-memory store, sized by the policy. What [`crate::PolicyLayer`] uses unless told
+/// otherwise, and the fallback of the shared store.
+pub fn memory_store(policy: &Policy) -> Arc<MemoryRateStore> {
+    Arc::new(MemoryRateStore::new(
+        Arc::new(SystemClock),
+        policy.rate_limit.max_buckets,
+    ))
+}
+
+/// Opens the store the policy names: memory, or Redis (connected now, so a wrong URL stops the
+/// start instead of every limited request) behind a [`FailoverRateStore`].
+pub async fn open(policy: &Policy) -> Result<Arc<dyn RateStore>, RateLimitError> {
+    let limits = &policy.rate_limit;
+    match &limits.store {
+        StateStore::Memory => Ok(memory_store(policy)),
+        StateStore::Redis(reference) => {
+            let url = zeroize::Zeroizing::new(
+                secret_source::read(reference).map_err(RateLimitError::Source)?,
+            );
+            let redis = RedisRateStore::connect(&url, RedisRateStore::DEFAULT_KEY_PREFIX)
+                .await
+                .map_err(RateLimitError::Redis)?;
+            Ok(Arc::new(FailoverRateStore::new(
+                Arc::new(redis),
+                memory_store(policy),
+                limits.on_store_error,
+            )))
+        }
+    }
+}
+
+/// How long a failed shared store is left alone before it is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// A shared store with the policy's answer for when it cannot be reached; see the module docs.
+#[derive(Debug)]
+pub struct FailoverRateStore {
+    shared: Arc<dyn RateStore>,
+    local: Arc<MemoryRateStore>,
+    mode: OnStoreError,
+    started: Instant,
+    /// Nanoseconds after `started` before which the shared store is not tried; 0: healthy.
+    skip_until: AtomicU64,
+    /// Whether an outage is in progress (logged once at each edge).
+    down: AtomicBool,
+}
+
+impl FailoverRateStore {
+    pub fn new(
+        shared: Arc<dyn RateStore>,
+        local: Arc<MemoryRateStore>,
+        mode: OnStoreError,
+    ) -> Self {
+        Self {
+            shared,
+            local,
+            mode,
+            started: Instant::now(),
+            skip_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn failed(&self, error: &StoreError) {
+        metrics::counter!("portcullis_rate_limit_store_errors_total").increment(1);
+        let until = self
+            .now()
+            .saturating_add(u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX));
+        self.skip_until.store(until.max(1), Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::Relaxed) {
+            let fallback = match self.mode {
+                OnStoreError::FailOpen => "counting in this instance's memory (fail-open)",
+                OnStoreError::FailClosed => "refusing rate-limited requests with 503 (fail-closed)",
+            };
+            tracing::error!(
+                target: "portcullis::rate_limit",
+                %error,
+                "the shared rate-limit store failed; {fallback} until it answers again"
+            );
+        }
+    }
+
+    fn fallback<'a>(
+        &'a self,
+        checks: &'a [RateCheck<'a>],
+        error: StoreError,
+    ) -> Result<RateDecision, StoreError> {
+        match self.mode {
+            OnStoreError::FailOpen => self.local.check_now(checks),
+            OnStoreError::FailClosed => Err(error),
+        }
+    }
+}
+
+impl RateStore for FailoverRateStore {
+    fn check<'a>(
+        &'a self,
+        checks: &'a [RateCheck<'a>],
+    ) -> BoxFuture<'a, Result<RateDecision, StoreError>> {
+        Box::pin(async move {
+            let skip_until = self.skip_until.load(Ordering::Relaxed);
+            if skip_until != 0 && self.now() < skip_until {
+                return self.fallback(
+                    checks,
+                    StoreError::Backend("the shared rate-limit store is unavailable".into()),
+                );
+            }
+            match self.shared.check(checks).await {
+                Ok(decision) => {
+                    if skip_until != 0 {
+                        self.skip_until.store(0, Ordering::Relaxed);
+                    }
+                    if self.down.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            target: "portcullis::rate_limit",
+                            "the shared rate-limit store answers again; counting there"
+                        );
+                    }
+                    Ok(decision)
+                }
+                Err(error) => {
+                    self.failed(&error);
+                    self.fallback(checks, error)
+                }
+            }
+        })
+    }
+}
