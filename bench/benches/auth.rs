@@ -55,8 +55,9 @@ fn bench(c: &mut Criterion) {
     });
 
     let verifier: Arc<dyn ApiKeyVerifier> = Arc::new(StoreVerifier::new(store.clone()));
-    let inner =
-        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
+    let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Bytes::new()))
+    });
     let layer = AuthLayer::new(
         vec![RouteRequirement {
             mode: AuthMode::Required,
@@ -74,11 +75,11 @@ fn bench(c: &mut Criterion) {
     for (name, with_layer) in [("baseline", false), ("api_key_required", true)] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let reqs: Vec<Request<()>> = (0..iters)
+                let reqs: Vec<Request<Full<Bytes>>> = (0..iters)
                     .map(|_| {
                         Request::get("/v1/things")
                             .header("x-api-key", key.as_str())
-                            .body(())
+                            .body(Full::default())
                             .unwrap()
                     })
                     .collect();
@@ -150,8 +151,9 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| black_box(verifier.verify(black_box(&forged)).is_err()))
     });
 
-    let inner =
-        service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Bytes::new())) });
+    let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Bytes::new()))
+    });
     let layer = AuthLayer::new(
         vec![RouteRequirement {
             mode: AuthMode::Required,
@@ -170,11 +172,11 @@ fn jwt(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer");
     group.bench_function("jwt_required", |b| {
         b.iter_custom(|iters| {
-            let reqs: Vec<Request<()>> = (0..iters)
+            let reqs: Vec<Request<Full<Bytes>>> = (0..iters)
                 .map(|_| {
                     Request::get("/v1/things")
                         .header("authorization", bearer.as_str())
-                        .body(())
+                        .body(Full::default())
                         .unwrap()
                 })
                 .collect();

@@ -38,17 +38,21 @@
 //! [`JwtVerifier`], synchronously: its keys are loaded at start-up (a JWKS URL is refreshed in
 //! the background, never on the request path).
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Body;
 use tower::{Layer, Service};
 
 use crate::jwt::JwtVerifier;
+use crate::lockout::LockoutGuard;
 use crate::matched_route::MatchedRoute;
 use crate::query_token;
 use crate::rate_limit::{self, Phase, RateLimiter};
@@ -269,6 +273,7 @@ struct Config {
     bearer_prefix: String,
     revocations: Option<Arc<dyn RevocationList>>,
     rate_limits: Option<Arc<RateLimiter>>,
+    lockout: Option<Arc<LockoutGuard>>,
 }
 
 /// See the module docs.
@@ -295,6 +300,7 @@ impl AuthLayer {
                 bearer_prefix: format!("{key_prefix}_"),
                 revocations: None,
                 rate_limits: None,
+                lockout: None,
             }),
         }
     }
@@ -332,6 +338,15 @@ impl AuthLayer {
     pub fn rate_limits(mut self, limiter: Option<Arc<RateLimiter>>) -> Self {
         if let Some(config) = Arc::get_mut(&mut self.config) {
             config.rate_limits = limiter;
+        }
+        self
+    }
+
+    /// Runs `guard`'s login lockout on its routes, before the credential is checked (see
+    /// [`crate::lockout`]).
+    pub fn lockout(mut self, guard: Option<Arc<LockoutGuard>>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.lockout = guard;
         }
         self
     }
@@ -379,7 +394,8 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    ReqBody::Error: Into<Box<dyn StdError + Send + Sync>>,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -406,29 +422,55 @@ where
             .rate_limits
             .clone()
             .filter(|limits| limits.applies(index));
-        if requirement.mode == AuthMode::None && limits.is_none() {
+        let lockout = config.lockout.as_ref().and_then(|guard| guard.rule(index));
+        if requirement.mode == AuthMode::None && limits.is_none() && lockout.is_none() {
             return Box::pin(self.inner.call(req));
         }
         // The service that was polled ready handles this request; a fresh clone takes its
         // place for the next one (tower's guidance for services that move into futures).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let Some(limits) = limits else {
+        if limits.is_none() && lockout.is_none() {
             return Box::pin(authenticate(config, requirement, inner, req, None));
-        };
-        // Rate limits around authentication: the quotas known before it (client IP, a header)
-        // first, so a flood of bad credentials is limited before it costs a lookup; those keyed
-        // by the verified identity after it (in `proceed`).
-        let before = limits.pending(Phase::BeforeAuth, index, &req);
+        }
+        // Before the credential is checked: the rate limits known without it (client IP, a
+        // header), so a flood of bad credentials is limited before it costs a lookup, then the
+        // login lockout. Those keyed by the verified identity come after it (in `proceed`).
+        let before = limits
+            .as_ref()
+            .map(|limits| limits.pending(Phase::BeforeAuth, index, &req));
         Box::pin(async move {
-            let outcome = match limits.admit(before).await {
-                Ok(outcome) => outcome,
-                Err(refused) => return Ok(refused),
+            let outcome = match (&limits, before) {
+                (Some(limits), Some(before)) => match limits.admit(before).await {
+                    Ok(outcome) => Some(outcome),
+                    Err(refused) => return Ok(refused),
+                },
+                _ => None,
             };
-            let after = Some((limits.clone(), index));
-            let mut res = authenticate(config, requirement, inner, req, after).await?;
-            rate_limit::finish(Phase::BeforeAuth, &mut res, outcome);
-            Ok(res)
+            let with_headers = |mut res: Response<ResBody>| {
+                if let Some(outcome) = outcome.clone() {
+                    rate_limit::finish(Phase::BeforeAuth, &mut res, outcome);
+                }
+                res
+            };
+            let guard = config.lockout.clone();
+            let (req, attempt) = match (&guard, lockout) {
+                (Some(guard), Some(rule)) => match guard.admit(rule, req).await {
+                    Ok(admitted) => admitted,
+                    Err(refused) => return Ok(with_headers(refused)),
+                },
+                _ => (req, None),
+            };
+            let after = limits.map(|limits| (limits, index));
+            let res = authenticate(config, requirement, inner, req, after).await?;
+            // Only the upstream's answers count: a refusal of the gateway's own (a bad API
+            // key, a rate limit) says nothing about the login.
+            if let (Some(guard), Some(attempt)) = (guard, attempt)
+                && res.extensions().get::<Rejection>().is_none()
+            {
+                guard.record(attempt, res.status()).await;
+            }
+            Ok(with_headers(res))
         })
     }
 }
@@ -788,6 +830,8 @@ pub(crate) fn unauthorized<B: Default>(
 
 #[cfg(test)]
 mod tests {
+    /// A request body that can be read (the lockout reads login bodies).
+    type TestBody = http_body_util::Full<bytes::Bytes>;
     use super::*;
     use std::convert::Infallible;
 
@@ -861,7 +905,10 @@ mod tests {
 
     /// Calls the layer with route 0 = `requirement`; returns the response and what the inner
     /// service saw (its request headers), if it was called.
-    fn call(requirement: RouteRequirement, req: Request<()>) -> (Response<()>, Option<HeaderMap>) {
+    fn call(
+        requirement: RouteRequirement,
+        req: Request<TestBody>,
+    ) -> (Response<()>, Option<HeaderMap>) {
         let (res, seen) = call_seeing_signature(requirement, req);
         (res, seen.map(|(headers, _)| headers))
     }
@@ -870,7 +917,7 @@ mod tests {
     #[allow(clippy::type_complexity)]
     fn call_seeing_signature(
         requirement: RouteRequirement,
-        req: Request<()>,
+        req: Request<TestBody>,
     ) -> (Response<()>, Option<(HeaderMap, Option<Vec<u8>>)>) {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let record = seen.clone();
@@ -882,7 +929,7 @@ mod tests {
                     .build()
                     .unwrap(),
             )));
-        let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+        let svc = layer.layer(tower::service_fn(move |req: Request<TestBody>| {
             let signing = req
                 .extensions()
                 .get::<SignatureRequired>()
@@ -898,12 +945,12 @@ mod tests {
         (res, seen)
     }
 
-    fn req(headers: &[(&str, &str)]) -> Request<()> {
+    fn req(headers: &[(&str, &str)]) -> Request<TestBody> {
         let mut b = Request::get("/x");
         for (n, v) in headers {
             b = b.header(*n, *v);
         }
-        b.body(()).unwrap()
+        b.body(TestBody::default()).unwrap()
     }
 
     fn code(res: &Response<()>) -> Option<&'static str> {
@@ -968,7 +1015,7 @@ mod tests {
                     .build()
                     .unwrap(),
             )));
-            let svc = layer.layer(tower::service_fn(move |req: Request<()>| {
+            let svc = layer.layer(tower::service_fn(move |req: Request<TestBody>| {
                 *record.lock().unwrap() = Some(req.uri().to_string());
                 async { Ok::<_, Infallible>(Response::new(())) }
             }));
@@ -984,7 +1031,7 @@ mod tests {
             let res = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap()
-                .block_on(svc.oneshot(req.body(()).unwrap()))
+                .block_on(svc.oneshot(req.body(TestBody::default()).unwrap()))
                 .unwrap();
             let seen = seen.lock().unwrap().clone();
             (res, seen)
@@ -1063,12 +1110,12 @@ mod tests {
                         .unwrap(),
                 )))
                 .revocations(Some(Arc::new(List)));
-            let svc = layer.layer(tower::service_fn(|_req: Request<()>| async {
+            let svc = layer.layer(tower::service_fn(|_req: Request<TestBody>| async {
                 Ok::<_, Infallible>(Response::new(()))
             }));
             let req = Request::get("/x")
                 .header("authorization", authorization)
-                .body(())
+                .body(TestBody::default())
                 .unwrap();
             tokio::runtime::Builder::new_current_thread()
                 .build()

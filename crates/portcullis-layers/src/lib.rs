@@ -20,6 +20,7 @@ mod either_future;
 pub mod framing;
 pub mod ip_filter;
 pub mod jwt;
+pub mod lockout;
 pub mod matched_route;
 pub mod origin;
 mod original_target;

@@ -20,6 +20,7 @@ use crate::headers::{self, HeaderRule, NotSet};
 use crate::ip_filter;
 use crate::key_path::{self, KeyPath, Segment};
 use crate::lints;
+use crate::lockout;
 use crate::policy::*;
 use crate::rate_limit;
 use crate::raw::*;
@@ -97,6 +98,7 @@ fn read_sections(doc: &toml::de::DeTable<'_>, diags: &mut Vec<Diagnostic>) -> Ra
             "admin" => section(doc, &path, value, diags).map(|v| raw.admin = v),
             "ip-filter" => section(doc, &path, value, diags).map(|v| raw.ip_filter = Some(v)),
             "rate-limit" => section(doc, &path, value, diags).map(|v| raw.rate_limit = Some(v)),
+            "lockout" => section(doc, &path, value, diags).map(|v| raw.lockout = Some(v)),
             "route" => match value.get_ref() {
                 toml::de::DeValue::Array(items) => {
                     let mut all = Some(());
@@ -465,6 +467,13 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
     };
     default_route.rate_limit =
         route_quotas(cx, default_path.key("rate-limit"), default_raw.rate_limit);
+    let lockout = lockout::build(cx, raw.lockout);
+    default_route.lockout = lockout::route_rule(
+        cx,
+        &default_path.key("lockout"),
+        default_raw.lockout,
+        &lockout,
+    );
     default_route.auth = auth::build_route(
         cx,
         &default_path.key("auth"),
@@ -528,6 +537,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         route.websocket = r.websocket.unwrap_or(false);
         route.ip_filter = ip_filter::build(cx, &path.key("ip-filter"), r.ip_filter);
         route.rate_limit = route_quotas(cx, path.key("rate-limit"), r.rate_limit);
+        route.lockout = lockout::route_rule(cx, &path.key("lockout"), r.lockout, &lockout);
         route.auth = auth::build_route(cx, &path.key("auth"), r.auth, &auth, route.websocket);
         routes.push(route);
     }
@@ -541,6 +551,12 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         );
     }
     rate_limit::unused(cx, &rate_limit, &quotas_used);
+    let lockouts_used: Vec<Option<usize>> = routes
+        .iter()
+        .chain(std::iter::once(&default_route))
+        .map(|r: &Route| r.lockout)
+        .collect();
+    lockout::unused(cx, &lockout, &lockouts_used);
     let csrf = csrf::build(cx, raw.csrf, environment);
     let cookies = raw
         .cookies
@@ -572,6 +588,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         admin,
         ip_filter,
         rate_limit,
+        lockout,
     })
 }
 
@@ -904,6 +921,7 @@ fn build_route(
         websocket: false,
         ip_filter: ip_filter::IpFilter::default(),
         rate_limit: Vec::new(),
+        lockout: None,
     }
 }
 

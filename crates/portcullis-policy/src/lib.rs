@@ -37,6 +37,7 @@ pub mod headers;
 pub mod ip_filter;
 mod key_path;
 mod lints;
+pub mod lockout;
 mod normalize;
 pub mod origins;
 mod policy;

@@ -50,6 +50,8 @@ pub struct Policy {
     pub ip_filter: crate::ip_filter::IpFilter,
     /// `[rate-limit]`: quotas (routes refer to them by index), overrides, the counters' store.
     pub rate_limit: crate::rate_limit::RateLimits,
+    /// `[lockout]`: lockout rules (routes refer to them by index) and the counters' store.
+    pub lockout: crate::lockout::LockoutSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,9 @@ pub struct Route {
     /// The route's quotas, as indices into [`Policy::rate_limit`]'s `quotas` (its own
     /// `rate-limit`, else `[rate-limit] default`).
     pub rate_limit: Vec<usize>,
+    /// The route's lockout rule (`lockout = "NAME"`), as an index into [`Policy::lockout`]'s
+    /// `rules`: the route is a login route.
+    pub lockout: Option<usize>,
 }
 
 impl Route {

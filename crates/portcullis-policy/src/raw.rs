@@ -38,6 +38,8 @@ pub struct RawPolicy {
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
     /// `[rate-limit]`: quotas, overrides and the counters' store.
     pub rate_limit: Option<crate::rate_limit::RawRateLimits>,
+    /// `[lockout]`: progressive lockout rules for login routes.
+    pub lockout: Option<crate::lockout::RawLockout>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +163,7 @@ pub struct RawRouteBody {
     pub auth: Option<RawRouteAuth>,
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
     pub rate_limit: Option<Vec<String>>,
+    pub lockout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +179,7 @@ pub struct RawRoute {
     pub websocket: Option<bool>,
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
     pub rate_limit: Option<Vec<String>>,
+    pub lockout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,4 +1,5 @@
-//! The store's one error type (for the key store, the replay guard and the rate limiter).
+//! The store's one error type (for the key store, the replay guard, the rate limiter and the
+//! lockout).
 //!
 //! Messages name ids, tenants and fields, never a secret or a hash: they end up in logs and in
 //! the CLI's output.
@@ -61,8 +62,19 @@ pub enum StoreError {
         /// How many buckets the limiter holds at most.
         capacity: usize,
     },
+    /// The in-memory lockout holds as many keys as it may, none of which it can drop without
+    /// forgetting failures or a lock that still count. It refuses failures that need a new entry
+    /// rather than forget one in use; keys it holds are still served.
+    #[error(
+        "the lockout is full: it holds {capacity} keys whose failures or lock still count, and \
+         forgetting one would reset an attacker's count; refusing the request (fail closed)"
+    )]
+    LockoutFull {
+        /// How many keys the lockout holds at most.
+        capacity: usize,
+    },
     /// The database (connection, query, migration) or a Redis (the replay guard's, the rate
-    /// limiter's) failed.
+    /// limiter's, the lockout's) failed.
     #[error("store backend: {0}")]
     Backend(#[source] Box<dyn Error + Send + Sync>),
 }

@@ -35,8 +35,16 @@
 //! - `RedisRateStore` (feature `redis`): many instances sharing one Redis, one script per
 //!   decision, on Redis's clock.
 //!
-//! Layers hold an `Arc<dyn KeyStore>`, an `Arc<dyn ReplayGuard>` and an `Arc<dyn RateStore>`;
-//! the gateway picks the backends from configuration.
+//! Lockout state ([`lockout`]): a [`LockoutStore`] counts failed logins per key (an account, a
+//! client IP) and locks a key that fails too often within a window, each further lock twice as
+//! long up to a maximum ([`LockoutPolicy`]).
+//! - [`MemoryLockoutStore`]: one gateway instance; sharded and bounded, and full means refusal of
+//!   failures for new keys (fail closed), never forgetting a count or a lock in use.
+//! - `RedisLockoutStore` (feature `redis`): many instances sharing one Redis, one script per
+//!   call, on Redis's clock.
+//!
+//! Layers hold an `Arc<dyn KeyStore>`, an `Arc<dyn ReplayGuard>`, an `Arc<dyn RateStore>` and an
+//! `Arc<dyn LockoutStore>`; the gateway picks the backends from configuration.
 
 pub mod cache;
 pub mod clock;
@@ -44,6 +52,7 @@ pub mod clock;
 pub mod conformance;
 pub mod error;
 pub mod key;
+pub mod lockout;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -63,6 +72,9 @@ pub use cache::CachedKeyStore;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{NotRotatable, StoreError};
 pub use key::{KeyId, PlaintextKey, SecretHash};
+#[cfg(feature = "redis")]
+pub use lockout::RedisLockoutStore;
+pub use lockout::{LockoutPolicy, LockoutStore, MemoryLockoutStore};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -6,6 +6,7 @@ use portcullis_layers::auth::{
     ApiKeyVerifier, AuthLayer, AuthMode, IdentityHeaderNames, RouteRequirement,
 };
 use portcullis_layers::jwt::JwtVerifier;
+use portcullis_layers::lockout::LockoutGuard;
 use portcullis_layers::rate_limit::RateLimiter;
 use portcullis_layers::revocation::RevocationList;
 use portcullis_policy::Policy;
@@ -18,6 +19,7 @@ pub(crate) fn auth_layer(
     jwt: Option<Arc<JwtVerifier>>,
     revocations: Option<Arc<dyn RevocationList>>,
     rate_limits: Arc<RateLimiter>,
+    lockout: Option<Arc<LockoutGuard>>,
 ) -> AuthLayer {
     let per_route = policy
         .all_routes()
@@ -52,4 +54,5 @@ pub(crate) fn auth_layer(
         .jwt(jwt)
         .revocations(revocations)
         .rate_limits(Some(rate_limits))
+        .lockout(lockout)
 }

@@ -16,6 +16,7 @@ mod identity;
 pub mod jwt_keys;
 pub mod key_admin;
 pub mod key_store;
+pub mod lockouts;
 pub mod proxy;
 pub mod rate_limits;
 pub mod revocations;

@@ -27,6 +27,7 @@ use tower::{Layer, Service};
 
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
+use crate::lockouts::{self, LockoutError};
 use crate::proxy::{PeerAddr, Proxy, ProxyBody, ProxyError, Tunnels, websocket};
 use crate::rate_limits::{self, RateLimitError};
 use crate::revocations::StoreRevocations;
@@ -58,6 +59,8 @@ pub enum ServeError {
     Signing(#[from] SigningError),
     #[error(transparent)]
     RateLimit(#[from] RateLimitError),
+    #[error(transparent)]
+    Lockout(#[from] LockoutError),
 }
 
 /// A bound, not yet running, gateway.
@@ -104,6 +107,7 @@ impl Gateway {
             None => None,
         };
         let rate_store = rate_limits::open(&policy).await?;
+        let lockout_store = lockouts::open(&policy).await?;
         let addr = policy.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -111,7 +115,9 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { addr, source })?;
-        let mut layer = PolicyLayer::new(policy).with_rate_store(rate_store);
+        let mut layer = PolicyLayer::new(policy)
+            .with_rate_store(rate_store)
+            .with_lockout_store(lockout_store);
         if let Some(store) = keys {
             // The revocation list lives in the key store: read now, refreshed every second.
             let revocations = StoreRevocations::start(store.clone())

@@ -10,6 +10,7 @@ use portcullis_layers::cors::{Cors, CorsLayer};
 use portcullis_layers::csrf::{Csrf, CsrfLayer};
 use portcullis_layers::framing::Framing;
 use portcullis_layers::jwt::JwtVerifier;
+use portcullis_layers::lockout::LockoutGuard;
 use portcullis_layers::rate_limit::RateLimiter;
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
@@ -20,7 +21,7 @@ use portcullis_layers::{
     ResponsePostureLayer, RoutePosture,
 };
 use portcullis_policy::Policy;
-use portcullis_store::RateStore;
+use portcullis_store::{LockoutStore, RateStore};
 use tower::Layer;
 use tower::util::Either;
 
@@ -48,7 +49,10 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 /// 8. rate limits keyed by client IP or a header (`[rate-limit]`), before credentials are
 ///    checked; then authentication: identity headers stripped, the route's credential
 ///    verified, tenant, scopes and role checked, the verified identity set for the upstream;
-///    then the rate limits keyed by API key, tenant or subject (with per-tenant rates). The
+///    then the rate limits keyed by API key, tenant or subject (with per-tenant rates). On
+///    login routes (`lockout`), the login lockout runs right before the credential check
+///    (the account read from the body; a locked account or client refused with 429) and
+///    records the upstream's answer. The
 ///    rate limits run inside the authentication layer rather than as two layers of their own:
 ///    each layer deepens [`PolicyService`], and two more took the axum example's build from
 ///    about two minutes to over ten (rustc's time to check the nested service type);
@@ -83,6 +87,7 @@ pub struct PolicyLayer {
     cors: CorsLayer,
     auth: AuthLayer,
     rate_limits: Arc<RateLimiter>,
+    lockout: Option<Arc<LockoutGuard>>,
     signature: SignatureLayer,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
@@ -117,6 +122,7 @@ impl PolicyLayer {
             ErrorDetail::Hide
         };
         let rate_limits = rate_limiter(&policy, crate::rate_limits::memory_store(&policy));
+        let lockout = crate::lockouts::guard(&policy, crate::lockouts::memory_store(&policy));
         let per_route = policy
             .all_routes()
             .map(|r| RoutePosture {
@@ -137,8 +143,16 @@ impl PolicyLayer {
                 tracing::error!(error = %e, "CORS policy refused; denying cross-origin access");
                 CorsLayer::deny_all()
             }),
-            auth: identity::auth_layer(&policy, None, None, None, rate_limits.clone()),
+            auth: identity::auth_layer(
+                &policy,
+                None,
+                None,
+                None,
+                rate_limits.clone(),
+                lockout.clone(),
+            ),
             rate_limits,
+            lockout,
             signature: crate::signing::not_configured(),
             api_keys: None,
             jwt: None,
@@ -182,6 +196,7 @@ impl PolicyLayer {
             self.jwt.clone(),
             self.revocations.clone(),
             self.rate_limits.clone(),
+            self.lockout.clone(),
         );
     }
 
@@ -198,6 +213,14 @@ impl PolicyLayer {
     /// [`crate::rate_limits::open`]). Without it, the counts are kept in this process's memory.
     pub fn with_rate_store(mut self, store: Arc<dyn RateStore>) -> Self {
         self.rate_limits = rate_limiter(&self.policy, store);
+        self.rebuild_auth();
+        self
+    }
+
+    /// Counts failed logins in `store` (the gateway opens the policy's `[lockout] store` with
+    /// [`crate::lockouts::open`]). Without it, they are counted in this process's memory.
+    pub fn with_lockout_store(mut self, store: Arc<dyn LockoutStore>) -> Self {
+        self.lockout = crate::lockouts::guard(&self.policy, store);
         self.rebuild_auth();
         self
     }
