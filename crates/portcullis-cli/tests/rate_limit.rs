@@ -482,3 +482,120 @@ async fn redis_going_away_and_coming_back() {
     let log = closed.output().join("\n");
     assert!(log.contains("fail-closed"), "{log}");
 }
+
+/// `portcullis keys ARGS` against `policy`, which must succeed; its standard output.
+fn keys_cli(policy: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(common::binary())
+        .arg("keys")
+        .arg("--config")
+        .arg(policy)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_tenants_plan_in_the_key_store_applies_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let store: Arc<dyn KeyStore> = Arc::new(SqliteStore::open(&db).await.unwrap());
+    let text = format!(
+        "environment = \"development\"\n\
+         [auth.api-keys]\nprefix = \"pcl\"\nstore = \"sqlite:{db}\"\n\
+         [rate-limit]\ndefault = [\"per-key\"]\n\
+         [rate-limit.quotas.per-key]\nkey = \"api-key\"\nlimit = 1\nper = \"1h\"\n\
+         [rate-limit.quotas.per-ip]\nkey = \"ip\"\nlimit = 1000\nper = \"1h\"\n\
+         [[route]]\nname = \"open\"\npaths = [\"/open\"]\nrate-limit = [\"per-ip\"]\n",
+        db = db.display()
+    );
+    let policy_file = dir.path().join("policy.toml");
+    std::fs::write(&policy_file, &text).unwrap();
+    let (_upstream, gw) = common::gateway(&text).await;
+    let new_key = || {
+        let store = store.clone();
+        async move {
+            let (_, key) = store.create(NewKey::new("pcl", "acme")).await.unwrap();
+            key.expose_secret().to_owned()
+        }
+    };
+    let get = |key: String| {
+        let gw = &gw;
+        async move { send(gw, "/v1/x", &[("x-api-key", key.as_str())]).await }
+    };
+    let first = new_key().await;
+    assert_eq!(get(first.clone()).await.status, 200);
+    assert_limited(&get(first.clone()).await, "per-key");
+
+    let said = keys_cli(
+        &policy_file,
+        &["limit", "acme", "--quota", "per-key", "--limit", "3"],
+    );
+    assert!(
+        said.contains("tenant acme now has 3 per 1h (burst 3)"),
+        "{said}"
+    );
+    assert!(keys_cli(&policy_file, &["limits"]).contains("per-key"));
+
+    // Every gateway reads plans every second: within 5 s a new key of acme gets 3.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let probe = get(first.clone()).await;
+        if probe.header("ratelimit-policy") == Some(r#""per-key";q=3;w=3600"#) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plan did not apply"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let second = new_key().await;
+    for _ in 0..3 {
+        assert_eq!(get(second.clone()).await.status, 200);
+    }
+    assert_limited(&get(second.clone()).await, "per-key");
+
+    // A quota counted before authentication cannot have tenant rates; unknown quotas neither.
+    for (quota, expected) in [
+        ("per-ip", "before authentication"),
+        ("nope", "no quota named"),
+    ] {
+        let out = std::process::Command::new(common::binary())
+            .args(["keys", "--config"])
+            .arg(&policy_file)
+            .args(["limit", "acme", "--quota", quota, "--limit", "5"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+
+    // Cleared: the policy's rate again, within 5 s.
+    let said = keys_cli(
+        &policy_file,
+        &["limit", "acme", "--quota", "per-key", "--clear"],
+    );
+    assert!(said.contains("no rate of its own"), "{said}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let probe = get(second.clone()).await;
+        if probe.header("ratelimit-policy") == Some(r#""per-key";q=1;w=3600"#) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plan was not cleared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let audit = keys_cli(&policy_file, &["audit"]);
+    assert!(audit.contains("tenant.rate.set"), "{audit}");
+    assert!(audit.contains("tenant.rate.clear"), "{audit}");
+}

@@ -235,6 +235,15 @@ pub struct RateLimiter {
     store: Arc<dyn RateStore>,
     /// Each route's quotas, both placements', by route index (the default route last).
     per_route: Vec<Vec<RouteQuota>>,
+    tenant_rates: Option<Arc<dyn TenantRates>>,
+}
+
+/// Tenants' rates that change while the gateway runs (the key store's plans). They take
+/// precedence over the tenant rates a [`RouteQuota`] was built with, and apply, like those, to
+/// the quotas counted after authentication.
+pub trait TenantRates: Send + Sync + fmt::Debug {
+    /// `tenant`'s own rate for the quota named `quota`, if it has one.
+    fn rate(&self, tenant: &str, quota: &str) -> Option<Quota>;
 }
 
 /// One placement's buckets for one request, worked out before anything is awaited, so no
@@ -250,7 +259,17 @@ impl RateLimiter {
     /// `per_route[i]` lists route `i`'s quotas; the last entry serves requests without a
     /// [`MatchedRoute`].
     pub fn new(store: Arc<dyn RateStore>, per_route: Vec<Vec<RouteQuota>>) -> Self {
-        Self { store, per_route }
+        Self {
+            store,
+            per_route,
+            tenant_rates: None,
+        }
+    }
+
+    /// Tenants' rates that may change at any time; see [`TenantRates`].
+    pub fn with_tenant_rates(mut self, rates: Arc<dyn TenantRates>) -> Self {
+        self.tenant_rates = Some(rates);
+        self
     }
 
     /// The route index of a request (the default route when it has no [`MatchedRoute`]).
@@ -279,9 +298,13 @@ impl RateLimiter {
         let checks = self
             .quotas(index, phase)
             .map(|q| {
+                let live = identity
+                    .zip(self.tenant_rates.as_ref())
+                    .filter(|_| phase == Phase::AfterAuth)
+                    .and_then(|(id, rates)| rates.rate(&id.tenant, &q.name));
                 (
                     q.bucket(req.headers(), req.extensions()),
-                    q.quota_for(identity),
+                    live.unwrap_or_else(|| q.quota_for(identity)),
                 )
             })
             .collect();

@@ -14,8 +14,8 @@
 //! lookups, never correctness. A lookup racing a local write can put back the answer from just
 //! before the write; it then ages out like any other, within the TTL.
 //!
-//! Revoked JWTs and suspended subjects pass straight through: the gateway reads them as a whole
-//! snapshot, once a second, and keeps that itself; a second layer of caching would only delay
+//! Revoked JWTs, suspended subjects and tenants' rates pass straight through: the gateway reads
+//! them whole, once a second, and keeps them itself; a second layer of caching would only delay
 //! them.
 
 use std::collections::HashMap;
@@ -29,6 +29,7 @@ use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord};
 use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::store::{BoxFuture, KeyStore, Rotation};
+use crate::tenant_rate::TenantRate;
 
 /// A [`KeyStore`] that caches `get` and `is_tenant_suspended` of another for a short TTL.
 ///
@@ -216,6 +217,22 @@ impl KeyStore for CachedKeyStore {
     fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.purge_expired_revocations(now)
     }
+
+    fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.put_tenant_rate(rate)
+    }
+
+    fn delete_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.delete_tenant_rate(tenant, quota)
+    }
+
+    fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>> {
+        self.inner.tenant_rates()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -290,6 +307,7 @@ mod tests {
         gets: AtomicUsize,
         suspension_reads: AtomicUsize,
         snapshot_reads: AtomicUsize,
+        rate_reads: AtomicUsize,
     }
 
     impl KeyStore for Counting {
@@ -375,6 +393,20 @@ mod tests {
         ) -> BoxFuture<'_, Result<u64, StoreError>> {
             self.inner.purge_expired_revocations(now)
         }
+        fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>> {
+            self.inner.put_tenant_rate(rate)
+        }
+        fn delete_tenant_rate<'a>(
+            &'a self,
+            tenant: &'a str,
+            quota: &'a str,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.delete_tenant_rate(tenant, quota)
+        }
+        fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>> {
+            self.rate_reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.tenant_rates()
+        }
     }
 
     fn counting() -> (Arc<Counting>, Arc<ManualClock>) {
@@ -384,6 +416,7 @@ mod tests {
             gets: AtomicUsize::new(0),
             suspension_reads: AtomicUsize::new(0),
             snapshot_reads: AtomicUsize::new(0),
+            rate_reads: AtomicUsize::new(0),
         });
         (store, clock)
     }
@@ -457,6 +490,26 @@ mod tests {
         assert!(snapshot.is_token_revoked("j1"));
         assert!(snapshot.is_subject_suspended("acme", "alice"));
         assert_eq!(inner.snapshot_reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn tenant_rates_are_never_cached() {
+        let (inner, clock) = counting();
+        let cached = CachedKeyStore::new(inner.clone());
+        assert_eq!(cached.tenant_rates().await.unwrap(), []);
+        let rate = TenantRate {
+            tenant: "acme".to_owned(),
+            quota: "per-key".to_owned(),
+            limit: 5,
+            per: Duration::from_secs(1),
+            burst: 5,
+            updated_at: clock.now(),
+        };
+        inner.set_tenant_rate(&rate).await.unwrap();
+        assert_eq!(cached.tenant_rates().await.unwrap(), [rate]);
+        assert!(cached.clear_tenant_rate("acme", "per-key").await.unwrap());
+        assert_eq!(inner.tenant_rates().await.unwrap(), []);
+        assert_eq!(inner.rate_reads.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! The cache checks wrap the backend in a [`CachedKeyStore`] and change the backend behind the
 //! cache's back, as another gateway instance would. The checks for keys that sign requests
 //! (sealed signing secrets, their rotation) are in `signing`; those for revoked JWTs and
-//! suspended subjects in `revocation`.
+//! suspended subjects in `revocation`; those for tenants' rates in `tenant_rate`.
 //!
 //! Compiled for this crate's tests and, with the `conformance` feature, for backends elsewhere.
 #![allow(
@@ -36,6 +36,7 @@ use crate::verify::{RejectionKind, VerifiedKey, VerifyError};
 
 mod revocation;
 mod signing;
+mod tenant_rate;
 
 pub use revocation::{
     cache_passes_revocations_through, expired_revocations_are_purged,
@@ -45,6 +46,11 @@ pub use revocation::{
 pub use signing::{
     plain_keys_do_not_sign, signed_key_rotation, signed_keys_round_trip,
     signed_rotation_needs_the_kek, signing_debug_output_has_no_secrets,
+};
+pub use tenant_rate::{
+    cache_passes_tenant_rates_through, clearing_a_tenant_rate_reports_it,
+    setting_a_tenant_rate_again_replaces_it, tenant_rates_are_sorted, tenant_rates_round_trip,
+    unsound_tenant_rates_name_the_field,
 };
 
 /// Work to do after a check: drop a database schema, delete a temporary directory.
@@ -102,6 +108,12 @@ macro_rules! key_store_conformance {
             subject_suspension,
             unsound_revocations_name_the_field,
             cache_passes_revocations_through,
+            tenant_rates_round_trip,
+            setting_a_tenant_rate_again_replaces_it,
+            clearing_a_tenant_rate_reports_it,
+            tenant_rates_are_sorted,
+            unsound_tenant_rates_name_the_field,
+            cache_passes_tenant_rates_through,
         );
     };
     // One check at a time: the attributes repeat per test, which a single nested repetition

@@ -1,7 +1,8 @@
 //! Portcullis state behind traits, so the layers need not know where it lives.
 //!
-//! The API-key store ([`KeyStore`]), with tenant suspension, the audit log, and the JWT
-//! revocation list and subject suspensions ([`revocation`]) kept in the same place; the
+//! The API-key store ([`KeyStore`]), with tenant suspension, the audit log, the JWT
+//! revocation list and subject suspensions ([`revocation`]), and tenants' own rate-limit plans
+//! ([`tenant_rate`]) kept in the same place; the
 //! request-signing secrets of keys that sign ([`signing`]); the replay guard that accepts each
 //! request signature once ([`ReplayGuard`]); and the [`Clock`] that every time-dependent check
 //! is given.
@@ -66,6 +67,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod tenant_rate;
 pub mod verify;
 
 pub use cache::CachedKeyStore;
@@ -92,4 +94,5 @@ pub use signing::{Kek, KekError, OpenError, SealedSecret, SigningSecret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{BoxFuture, KeyStore, Rotation, RotationPlan};
+pub use tenant_rate::TenantRate;
 pub use verify::{KeyRejection, RejectionKind, VerifiedKey, VerifyError};

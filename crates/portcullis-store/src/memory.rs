@@ -12,8 +12,9 @@ use crate::key::KeyId;
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
 use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::store::{BoxFuture, KeyStore, Rotation};
+use crate::tenant_rate::{TenantRate, truncate_duration_to_millis};
 
-/// Keys, suspensions, revocations and the audit log in memory. The audit log grows without
+/// Keys, suspensions, revocations, tenants' rates and the audit log in memory. The audit log grows without
 /// bound; expired revocations stay until purged.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -29,6 +30,8 @@ struct State {
     revoked_tokens: HashMap<String, TokenRevocation>,
     /// `(tenant, subject)` and when it was suspended.
     suspended_subjects: HashMap<(String, String), SystemTime>,
+    /// By `(tenant, quota)`, so listing is in order.
+    tenant_rates: BTreeMap<(String, String), TenantRate>,
 }
 
 impl MemoryStore {
@@ -239,6 +242,37 @@ impl KeyStore for MemoryStore {
         state.revoked_tokens.retain(|_, r| r.expires_at > now);
         let purged = before - state.revoked_tokens.len();
         Box::pin(ready(Ok(u64::try_from(purged).unwrap_or(u64::MAX))))
+    }
+
+    fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>> {
+        // Rounded as the SQL stores round, so every backend reads back the same values.
+        let rate = TenantRate {
+            per: truncate_duration_to_millis(rate.per),
+            updated_at: truncate_to_millis(rate.updated_at),
+            ..rate
+        };
+        self.state()
+            .tenant_rates
+            .insert((rate.tenant.clone(), rate.quota.clone()), rate);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn delete_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let removed = self
+            .state()
+            .tenant_rates
+            .remove(&(tenant.to_owned(), quota.to_owned()))
+            .is_some();
+        Box::pin(ready(Ok(removed)))
+    }
+
+    fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>> {
+        let rates = self.state().tenant_rates.values().cloned().collect();
+        Box::pin(ready(Ok(rates)))
     }
 }
 

@@ -24,10 +24,12 @@ use crate::record::{ApiKeyRecord, AuditRecord};
 use crate::revocation::{RevocationSnapshot, TokenRevocation};
 use crate::signing::SealedSecret;
 use crate::sql::{
-    AUDIT_COLUMNS, AuditRow, EmbeddedMigrations, KEY_COLUMNS, KeyRow, decode_audit, decode_key,
-    millis, revocation_snapshot, scopes_column,
+    AUDIT_COLUMNS, AuditRow, EmbeddedMigrations, KEY_COLUMNS, KeyRow, TENANT_RATE_COLUMNS,
+    TenantRateRow, decode_audit, decode_key, decode_tenant_rate, duration_millis, millis,
+    revocation_snapshot, scopes_column,
 };
 use crate::store::{BoxFuture, KeyStore, Rotation};
+use crate::tenant_rate::TenantRate;
 
 const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
     (
@@ -44,6 +46,11 @@ const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
         3,
         "revocations",
         include_str!("../migrations/postgres/0003_revocations.sql"),
+    ),
+    (
+        4,
+        "tenant rates",
+        include_str!("../migrations/postgres/0004_tenant_rates.sql"),
     ),
 ]);
 
@@ -415,6 +422,57 @@ impl KeyStore for PostgresStore {
                 .execute(&self.pool)
                 .await?;
             Ok(done.rows_affected())
+        })
+    }
+
+    fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "INSERT INTO tenant_rates ({TENANT_RATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant, quota) DO UPDATE SET request_limit = excluded.request_limit, \
+                 per_ms = excluded.per_ms, burst = excluded.burst, updated_at = excluded.updated_at"
+            );
+            sqlx::query(&sql)
+                .bind(&rate.tenant)
+                .bind(&rate.quota)
+                .bind(i64::from(rate.limit))
+                .bind(duration_millis(rate.per))
+                .bind(i64::from(rate.burst))
+                .bind(millis(rate.updated_at))
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM tenant_rates WHERE tenant = $1 AND quota = $2")
+                .bind(tenant)
+                .bind(quota)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>> {
+        Box::pin(async move {
+            // Byte order, as the other backends sort, whatever the database's collation.
+            let sql = format!(
+                "SELECT {TENANT_RATE_COLUMNS} FROM tenant_rates \
+                 ORDER BY tenant COLLATE \"C\", quota COLLATE \"C\""
+            );
+            sqlx::query_as::<_, TenantRateRow>(&sql)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(decode_tenant_rate)
+                .collect()
         })
     }
 }

@@ -4,14 +4,15 @@
 //! function here. Times are integer milliseconds since the Unix epoch (see `clock`), scopes one
 //! space-separated string (a scope token has no space), the state `active` or `revoked`, the
 //! sealed signing secret its bytes (NULL for a key that does not sign). Revoked tokens and
-//! suspended subjects are plain rows, read whole into a snapshot.
+//! suspended subjects are plain rows, read whole into a snapshot; so are tenants' rates, whose
+//! period is integer milliseconds.
 //!
 //! Queries are built at run time with binds (`sqlx::query`), never with the compile-time checked
 //! macros: the build needs no database. Migrations are embedded in the binary with
 //! `include_str!` and run by sqlx's migrator, which records them in `_sqlx_migrations`.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 
@@ -21,6 +22,7 @@ use crate::key::{KeyId, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState};
 use crate::revocation::RevocationSnapshot;
 use crate::signing::SealedSecret;
+use crate::tenant_rate::TenantRate;
 
 /// The key columns, in the order of [`KeyRow`].
 pub(crate) const KEY_COLUMNS: &str = "id, prefix, tenant, subject, scopes, state, created_at, \
@@ -44,6 +46,13 @@ pub(crate) type KeyRow = (
     Vec<u8>,
     Option<Vec<u8>>,
 );
+
+/// The tenant rate columns, in the order of [`TenantRateRow`].
+pub(crate) const TENANT_RATE_COLUMNS: &str =
+    "tenant, quota, request_limit, per_ms, burst, updated_at";
+
+/// One `tenant_rates` row as the database returns it.
+pub(crate) type TenantRateRow = (String, String, i64, i64, i64, i64);
 
 /// One `audit_log` row as the database returns it.
 pub(crate) type AuditRow = (i64, String, String, String, Option<String>, Option<String>);
@@ -116,6 +125,39 @@ pub(crate) fn decode_audit(row: AuditRow) -> Result<AuditRecord, StoreError> {
         target,
         correlation_id,
         detail,
+    })
+}
+
+/// A duration as stored: whole milliseconds (saturating; a checked rate is far below).
+pub(crate) fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn decode_tenant_rate(row: TenantRateRow) -> Result<TenantRate, StoreError> {
+    let (tenant, quota, limit, per_ms, burst, updated_at) = row;
+    let count = |column: &str, value: i64| {
+        u32::try_from(value).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "tenant rate {tenant}/{quota} has {column} {value}, not a u32"
+            ))
+        })
+    };
+    let limit = count("request_limit", limit)?;
+    let burst = count("burst", burst)?;
+    let per = u64::try_from(per_ms)
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            StoreError::Corrupt(format!(
+                "tenant rate {tenant}/{quota} has per_ms {per_ms}, below zero"
+            ))
+        })?;
+    Ok(TenantRate {
+        updated_at: time("updated_at", updated_at)?,
+        tenant,
+        quota,
+        limit,
+        per,
+        burst,
     })
 }
 

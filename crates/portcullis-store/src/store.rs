@@ -9,9 +9,9 @@
 //!
 //! A backend implements the storage methods. The lifecycle methods (`create`, `create_signed`,
 //! `rotate`, `rotate_with_kek`, `suspend_tenant`, `unsuspend_tenant`, `revoke_jwt`,
-//! `suspend_subject`, `unsuspend_subject`, `verify`) are provided: key generation, validation,
-//! signing secrets, rotation rules and verification are written once, so backends cannot
-//! disagree on them. Backends should not override them.
+//! `suspend_subject`, `unsuspend_subject`, `set_tenant_rate`, `clear_tenant_rate`, `verify`) are
+//! provided: key generation, validation, signing secrets, rotation rules and verification are
+//! written once, so backends cannot disagree on them. Backends should not override them.
 
 use std::fmt;
 use std::future::Future;
@@ -24,12 +24,14 @@ use crate::key::{KeyId, KeyMaterial, PlaintextKey, SecretHash};
 use crate::record::{ApiKeyRecord, AuditRecord, KeyState, NewKey, validate_tenant};
 use crate::revocation::{RevocationSnapshot, TokenRevocation, validate_suspended_subject};
 use crate::signing::{Kek, SealedSecret, SigningSecret};
+use crate::tenant_rate::{TenantRate, validate_quota_name};
 use crate::verify::{VerifiedKey, VerifyError};
 
 /// A future that can cross threads, boxed so that [`KeyStore`] stays dyn-compatible.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// API keys, tenant suspensions, the audit log, revoked JWTs and suspended subjects.
+/// API keys, tenant suspensions, the audit log, revoked JWTs, suspended subjects and tenants'
+/// rate-limit plans.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -124,6 +126,23 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Deletes the revocations whose `expires_at` is at or before `now` (their tokens have
     /// expired); returns how many.
     fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Stores a tenant's rate for a quota as given, unchecked (to set one, call
+    /// [`set_tenant_rate`](Self::set_tenant_rate)), replacing the one stored for the same
+    /// `(tenant, quota)`.
+    fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes a tenant's rate for a quota, unchecked (see
+    /// [`clear_tenant_rate`](Self::clear_tenant_rate)); returns whether there was one.
+    fn delete_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Every tenant's rate for every quota, sorted by `(tenant, quota)` (byte order). The gateway
+    /// reads them whole, every second, like the [`revocation_snapshot`](Self::revocation_snapshot).
+    fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>>;
 
     /// Makes a key: validates the request, generates id and secret, stores the record and returns
     /// it with the plaintext key, which exists nowhere else.
@@ -283,6 +302,35 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         Box::pin(async move {
             validate_suspended_subject(tenant, subject)?;
             self.set_subject_suspended(tenant, subject, false).await
+        })
+    }
+
+    /// Sets a tenant's own rate for one quota of the policy, replacing any it had. Checks the
+    /// tenant (as a key's), the quota name (1 to 64 of `a-z 0-9 - _`), `limit` and `burst` (at
+    /// least 1), `per` (1 ms to 100 years) and that the rate makes a
+    /// [`Quota`](crate::Quota); stores `per` and `updated_at` truncated to milliseconds.
+    fn set_tenant_rate<'a>(
+        &'a self,
+        rate: &'a TenantRate,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let rate = rate.checked()?;
+            self.put_tenant_rate(rate).await
+        })
+    }
+
+    /// Removes a tenant's own rate for one quota (the policy's applies again); returns whether
+    /// there was one. Checks the tenant and the quota name as
+    /// [`set_tenant_rate`](Self::set_tenant_rate) does.
+    fn clear_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            validate_tenant(tenant)?;
+            validate_quota_name(quota)?;
+            self.delete_tenant_rate(tenant, quota).await
         })
     }
 

@@ -206,6 +206,7 @@ pub fn service(
             keys,
             token,
             kek,
+            limits: policy.rate_limit.clone(),
         }),
         &policy.correlation_id,
         detail,

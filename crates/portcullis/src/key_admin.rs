@@ -46,10 +46,11 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use portcullis_policy::auth::ApiKeySettings;
+use portcullis_policy::rate_limit::RateLimits;
 use portcullis_store::key::InvalidKeyId;
 use portcullis_store::{
     ApiKeyRecord, AuditRecord, Kek, KeyId, KeyState, KeyStore, NewKey, PlaintextKey, SigningSecret,
-    StoreError, TokenRevocation,
+    StoreError, TenantRate, TokenRevocation,
 };
 use serde_json::{Value, json};
 
@@ -581,6 +582,69 @@ pub async fn unsuspend_subject(
     store.unsuspend_subject(tenant, subject).await?;
     let target = subject_target(tenant, subject);
     record_change(store, actor, "subject.unsuspend", &target, None).await
+}
+
+/// Gives `tenant` its own rate for the policy's quota `quota` (its plan): `limit` requests per
+/// `per`, bursts of `burst`. Every gateway applies it within [`revocation_within`]'s delay. The
+/// quota must be one of `limits`' quotas counted after authentication (per API key, tenant or
+/// subject): the tenant is not known before. Replaces the tenant's earlier rate for the quota.
+pub async fn set_tenant_rate(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    limits: &RateLimits,
+    rate: TenantRate,
+) -> Result<TenantRate, KeyAdminError> {
+    let Some(quota) = limits.quotas.iter().find(|q| q.name == rate.quota) else {
+        let known: Vec<&str> = limits.quotas.iter().map(|q| q.name.as_str()).collect();
+        return Err(KeyAdminError::Invalid(format!(
+            "the policy has no quota named `{}` (its quotas: {})",
+            rate.quota,
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    if quota.key.before_auth() {
+        return Err(KeyAdminError::Invalid(format!(
+            "quota `{}` is counted per {}, before authentication, when the tenant is not known: \
+             tenant rates apply to quotas keyed by api-key, tenant or subject",
+            quota.name,
+            quota.key.as_str()
+        )));
+    }
+    let rate = rate.checked()?;
+    store.set_tenant_rate(&rate).await?;
+    let detail = format!(
+        "quota={} limit={} per={} burst={}",
+        rate.quota,
+        rate.limit,
+        humantime::format_duration(rate.per),
+        rate.burst
+    );
+    record_change(store, actor, "tenant.rate.set", &rate.tenant, Some(detail)).await?;
+    Ok(rate)
+}
+
+/// Takes `tenant`'s own rate for `quota` away: the policy's applies again. False if it had none.
+pub async fn clear_tenant_rate(
+    store: &dyn KeyStore,
+    actor: &Actor,
+    tenant: &str,
+    quota: &str,
+) -> Result<bool, KeyAdminError> {
+    let cleared = store.clear_tenant_rate(tenant, quota).await?;
+    if cleared {
+        let detail = format!("quota={quota}");
+        record_change(store, actor, "tenant.rate.clear", tenant, Some(detail)).await?;
+    }
+    Ok(cleared)
+}
+
+/// Every tenant's own rates, by tenant and quota.
+pub async fn tenant_rates(store: &dyn KeyStore) -> Result<Vec<TenantRate>, KeyAdminError> {
+    Ok(store.tenant_rates().await?)
 }
 
 /// Whether `text` is a compact JWS (`eyJ…` header, three dot-separated base64url parts) rather

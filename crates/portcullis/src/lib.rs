@@ -27,6 +27,7 @@ pub mod server;
 pub mod signing;
 pub mod stack;
 pub mod telemetry;
+pub mod tenant_rates;
 pub mod wire_framing;
 
 pub use portcullis_layers as layers;

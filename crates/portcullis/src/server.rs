@@ -33,6 +33,7 @@ use crate::rate_limits::{self, RateLimitError};
 use crate::revocations::StoreRevocations;
 use crate::signing::{self, SigningError};
 use crate::stack::{PolicyLayer, PolicyService};
+use crate::tenant_rates::StoreTenantRates;
 use crate::wire_framing::{self, FramingQueue, ScannedIo};
 
 /// Largest HTTP/2 header block accepted (decoded), like nginx's default 4 × 8 KiB buffers.
@@ -124,6 +125,11 @@ impl Gateway {
                 .await
                 .map_err(|e| ServeError::KeyStore(KeyStoreError::Open(e)))?;
             layer = layer.with_revocations(revocations);
+            // Tenants' rate-limit plans too: read now, refreshed every second.
+            let plans = StoreTenantRates::start(store.clone())
+                .await
+                .map_err(|e| ServeError::KeyStore(KeyStoreError::Open(e)))?;
+            layer = layer.with_tenant_rates(plans);
             let mut verifier = StoreVerifier::new(store);
             if let Some(kek) = kek {
                 verifier = verifier.with_kek(kek);

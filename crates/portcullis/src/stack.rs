@@ -11,7 +11,7 @@ use portcullis_layers::csrf::{Csrf, CsrfLayer};
 use portcullis_layers::framing::Framing;
 use portcullis_layers::jwt::JwtVerifier;
 use portcullis_layers::lockout::LockoutGuard;
-use portcullis_layers::rate_limit::RateLimiter;
+use portcullis_layers::rate_limit::{RateLimiter, TenantRates};
 use portcullis_layers::rejection::RenderErrors;
 use portcullis_layers::response_posture::ResponsePosture;
 use portcullis_layers::revocation::RevocationList;
@@ -87,6 +87,8 @@ pub struct PolicyLayer {
     cors: CorsLayer,
     auth: AuthLayer,
     rate_limits: Arc<RateLimiter>,
+    rate_store: Arc<dyn RateStore>,
+    tenant_rates: Option<Arc<dyn TenantRates>>,
     lockout: Option<Arc<LockoutGuard>>,
     signature: SignatureLayer,
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
@@ -121,7 +123,8 @@ impl PolicyLayer {
         } else {
             ErrorDetail::Hide
         };
-        let rate_limits = rate_limiter(&policy, crate::rate_limits::memory_store(&policy));
+        let rate_store: Arc<dyn RateStore> = crate::rate_limits::memory_store(&policy);
+        let rate_limits = rate_limiter(&policy, rate_store.clone(), None);
         let lockout = crate::lockouts::guard(&policy, crate::lockouts::memory_store(&policy));
         let per_route = policy
             .all_routes()
@@ -152,6 +155,8 @@ impl PolicyLayer {
                 lockout.clone(),
             ),
             rate_limits,
+            rate_store,
+            tenant_rates: None,
             lockout,
             signature: crate::signing::not_configured(),
             api_keys: None,
@@ -212,9 +217,26 @@ impl PolicyLayer {
     /// Counts rate limits in `store` (the gateway opens the policy's `[rate-limit] store` with
     /// [`crate::rate_limits::open`]). Without it, the counts are kept in this process's memory.
     pub fn with_rate_store(mut self, store: Arc<dyn RateStore>) -> Self {
-        self.rate_limits = rate_limiter(&self.policy, store);
-        self.rebuild_auth();
+        self.rate_store = store;
+        self.rebuild_rate_limits();
         self
+    }
+
+    /// Tenants' rates that change while the gateway runs (the gateway reads the key store's:
+    /// [`crate::tenant_rates::StoreTenantRates`]); they come before the policy's own.
+    pub fn with_tenant_rates(mut self, rates: Arc<dyn TenantRates>) -> Self {
+        self.tenant_rates = Some(rates);
+        self.rebuild_rate_limits();
+        self
+    }
+
+    fn rebuild_rate_limits(&mut self) {
+        self.rate_limits = rate_limiter(
+            &self.policy,
+            self.rate_store.clone(),
+            self.tenant_rates.clone(),
+        );
+        self.rebuild_auth();
     }
 
     /// Counts failed logins in `store` (the gateway opens the policy's `[lockout] store` with
@@ -256,9 +278,14 @@ impl<S> Layer<S> for PolicyLayer {
 }
 
 /// The policy's rate limits, counted in `store`.
-fn rate_limiter(policy: &Policy, store: Arc<dyn RateStore>) -> Arc<RateLimiter> {
-    Arc::new(RateLimiter::new(
-        store,
-        crate::rate_limits::route_quotas(policy),
-    ))
+fn rate_limiter(
+    policy: &Policy,
+    store: Arc<dyn RateStore>,
+    tenant_rates: Option<Arc<dyn TenantRates>>,
+) -> Arc<RateLimiter> {
+    let limiter = RateLimiter::new(store, crate::rate_limits::route_quotas(policy));
+    Arc::new(match tenant_rates {
+        Some(rates) => limiter.with_tenant_rates(rates),
+        None => limiter,
+    })
 }

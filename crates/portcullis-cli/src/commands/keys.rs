@@ -35,10 +35,11 @@ use portcullis::key_admin::{
 };
 use portcullis::key_store::{KeyStoreError, open_store, resolve};
 use portcullis::policy::auth::{ApiKeySettings, SecretRef};
+use portcullis::policy::rate_limit::RateLimits;
 use portcullis::policy::signing::SigningSettings;
 use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
 use portcullis::signing::load_kek;
-use portcullis_store::{Kek, KeyId, KeyStore};
+use portcullis_store::{Kek, KeyId, KeyStore, TenantRate};
 use serde_json::Value;
 
 use super::{EXIT_FAILURE, EXIT_INVALID, failure, print_diagnostics};
@@ -133,6 +134,34 @@ pub enum Action {
         /// The tenant the token was for, recorded for operators.
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// Give a tenant its own rate for one quota of `[rate-limit]` (its plan), or with `--clear`
+    /// take it away: every gateway applies the change within 5 s, without a restart.
+    Limit {
+        /// The tenant.
+        tenant: String,
+        /// The quota's name (`[rate-limit.quotas.NAME]`), one counted per API key, tenant or
+        /// subject.
+        #[arg(long)]
+        quota: String,
+        /// Requests per `--per`.
+        #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+        limit: Option<u32>,
+        /// The period (`1s`, `1m`, `1h`); default: the quota's.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "clear")]
+        per: Option<Duration>,
+        /// The most requests at once; default: `--limit`.
+        #[arg(long, conflicts_with = "clear")]
+        burst: Option<u32>,
+        /// Take the tenant's own rate away: the policy's applies again.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// List the tenants' own rates.
+    Limits {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the newest audit records, oldest first.
     Audit {
@@ -245,7 +274,7 @@ pub fn run(config: &Path, environment: Option<Environment>, action: Action) -> E
         Ok(rt) => rt,
         Err(e) => return failure(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(execute(&settings, action)) {
+    match runtime.block_on(execute(&settings, &compiled.policy.rate_limit, action)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", redact(&f.message, &settings));
@@ -254,7 +283,11 @@ pub fn run(config: &Path, environment: Option<Environment>, action: Action) -> E
     }
 }
 
-async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failure> {
+async fn execute(
+    settings: &ApiKeySettings,
+    limits: &RateLimits,
+    action: Action,
+) -> Result<(), Failure> {
     let actor = Actor::new(actor());
     // Ids are checked before the store is opened: a typo needs no database.
     match action {
@@ -392,6 +425,105 @@ async fn execute(settings: &ApiKeySettings, action: Action) -> Result<(), Failur
             emit(format!(
                 "unsuspended tenant {tenant}: gateways accept its keys again within {}\n",
                 humantime::format_duration(settings.cache_ttl)
+            ))
+        }
+        Action::Limit {
+            tenant,
+            quota,
+            clear: true,
+            ..
+        } => {
+            let store = open(settings, Access::Write).await?;
+            if key_admin::clear_tenant_rate(&*store, &actor, &tenant, &quota).await? {
+                emit(format!(
+                    "tenant {tenant} has no rate of its own for quota {quota} any more: gateways \
+                     apply the policy's within {}\n",
+                    revocation_within()
+                ))
+            } else {
+                emit(format!(
+                    "tenant {tenant} had no rate of its own for quota {quota}\n"
+                ))
+            }
+        }
+        Action::Limit {
+            tenant,
+            quota,
+            limit,
+            per,
+            burst,
+            clear: false,
+        } => {
+            let Some(rule) = limits.quotas.iter().find(|q| q.name == quota) else {
+                let known: Vec<&str> = limits.quotas.iter().map(|q| q.name.as_str()).collect();
+                return Err(Failure::invalid(format!(
+                    "--quota: the policy has no quota named `{quota}` (its quotas: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            let limit = limit.ok_or_else(|| Failure::invalid("--limit is required"))?;
+            let store = open(settings, Access::Write).await?;
+            let rate = TenantRate {
+                tenant,
+                quota,
+                limit,
+                per: per.unwrap_or(rule.rate.per),
+                burst: burst.unwrap_or(limit),
+                updated_at: store.clock().now(),
+            };
+            let rate = key_admin::set_tenant_rate(&*store, &actor, limits, rate).await?;
+            emit(format!(
+                "tenant {} now has {} per {} (burst {}) for quota {}: gateways apply it within {}\n",
+                rate.tenant,
+                rate.limit,
+                humantime::format_duration(rate.per),
+                rate.burst,
+                rate.quota,
+                revocation_within()
+            ))
+        }
+        Action::Limits { json } => {
+            let store = open(settings, Access::Read).await?;
+            let rates = key_admin::tenant_rates(&*store).await?;
+            if json {
+                let all: Vec<Value> = rates
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "tenant": r.tenant,
+                            "quota": r.quota,
+                            "limit": r.limit,
+                            "per": humantime::format_duration(r.per).to_string(),
+                            "burst": r.burst,
+                            "updated_at": humantime::format_rfc3339_seconds(r.updated_at).to_string(),
+                        })
+                    })
+                    .collect();
+                return emit_json(&Value::Array(all));
+            }
+            if rates.is_empty() {
+                return emit("no tenant has a rate of its own\n".to_owned());
+            }
+            let rows: Vec<Vec<String>> = rates
+                .into_iter()
+                .map(|r| {
+                    vec![
+                        r.tenant,
+                        r.quota,
+                        r.limit.to_string(),
+                        humantime::format_duration(r.per).to_string(),
+                        r.burst.to_string(),
+                        time_cell(Some(r.updated_at)),
+                    ]
+                })
+                .collect();
+            emit(table(
+                Some(&["TENANT", "QUOTA", "LIMIT", "PER", "BURST", "UPDATED"]),
+                &rows,
             ))
         }
         Action::Audit { limit, json } => {

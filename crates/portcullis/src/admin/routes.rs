@@ -14,14 +14,15 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use portcullis_layers::correlation_id::{CorrelationId, CorrelationIdLayer};
 use portcullis_layers::rejection::{ErrorDetail, Rejection, RenderErrorsLayer};
 use portcullis_policy::CorrelationIdSettings;
 use portcullis_policy::auth::ApiKeySettings;
-use portcullis_store::{Kek, KeyStore};
+use portcullis_policy::rate_limit::RateLimits;
+use portcullis_store::{Kek, KeyStore, TenantRate};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -47,6 +48,8 @@ pub(crate) struct AdminState {
     pub(crate) token: AdminToken,
     /// The key-encryption key of `[auth.api-keys.signing]`, if the policy has one.
     pub(crate) kek: Option<Kek>,
+    /// `[rate-limit]`: the quotas a tenant's plan may name.
+    pub(crate) limits: RateLimits,
 }
 
 /// The admin API as one service: correlation ID, JSON errors, `Cache-Control: no-store`, the
@@ -72,6 +75,11 @@ pub(crate) fn router(
             "/v1/tenants/{tenant}/subjects/{subject}/unsuspend",
             post(unsuspend_subject),
         )
+        .route(
+            "/v1/tenants/{tenant}/rates/{quota}",
+            put(set_tenant_rate).delete(clear_tenant_rate),
+        )
+        .route("/v1/rates", get(tenant_rates))
         .route("/v1/audit", get(audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -261,6 +269,17 @@ struct RevokeTokenBody {
     expires_at: String,
     /// The tenant the token was for, recorded for operators.
     tenant: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantRateBody {
+    /// Requests per `per`.
+    limit: u32,
+    /// A duration (`1s`, `1m`); default: the quota's own period.
+    per: Option<String>,
+    /// The most requests at once; default: `limit`.
+    burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -536,6 +555,81 @@ async fn revoke_token(
         "effective_within": revocation_within(),
     }))
     .into_response())
+}
+
+fn tenant_rate_json(rate: &TenantRate) -> Value {
+    json!({
+        "tenant": rate.tenant,
+        "quota": rate.quota,
+        "limit": rate.limit,
+        "per": humantime::format_duration(rate.per).to_string(),
+        "burst": rate.burst,
+        "updated_at": humantime::format_rfc3339_millis(rate.updated_at).to_string(),
+    })
+}
+
+async fn set_tenant_rate(
+    State(state): State<Arc<AdminState>>,
+    Caller(actor): Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, quota) = path_param(path)?;
+    let body: TenantRateBody = json_body(&headers, body)?
+        .ok_or_else(|| ApiError::bad_request("a JSON body is required"))?;
+    let per = match body.per.as_deref() {
+        Some(text) => humantime::parse_duration(text).map_err(|_| {
+            ApiError::bad_request("per: not a duration; write e.g. \"1s\" or \"1m\"")
+        })?,
+        // The quota's own period; an unknown quota is refused below, naming the quotas.
+        None => state
+            .limits
+            .quotas
+            .iter()
+            .find(|q| q.name == quota)
+            .map_or(Duration::from_secs(1), |q| q.rate.per),
+    };
+    let rate = TenantRate {
+        tenant,
+        quota,
+        limit: body.limit,
+        per,
+        burst: body.burst.unwrap_or(body.limit),
+        updated_at: state.store.clock().now(),
+    };
+    let rate = key_admin::set_tenant_rate(&*state.store, &actor, &state.limits, rate)
+        .await
+        .map_err(|e| ApiError::from_action(e, &state.keys))?;
+    let mut out = tenant_rate_json(&rate);
+    out["effective_within"] = revocation_within().into();
+    Ok(axum::Json(out).into_response())
+}
+
+async fn clear_tenant_rate(
+    State(state): State<Arc<AdminState>>,
+    Caller(actor): Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (tenant, quota) = path_param(path)?;
+    let cleared = key_admin::clear_tenant_rate(&*state.store, &actor, &tenant, &quota)
+        .await
+        .map_err(|e| ApiError::from_action(e, &state.keys))?;
+    Ok(axum::Json(json!({
+        "tenant": tenant,
+        "quota": quota,
+        "cleared": cleared,
+        "effective_within": revocation_within(),
+    }))
+    .into_response())
+}
+
+async fn tenant_rates(State(state): State<Arc<AdminState>>) -> Result<Response, ApiError> {
+    let rates = key_admin::tenant_rates(&*state.store)
+        .await
+        .map_err(|e| ApiError::from_action(e, &state.keys))?;
+    let all: Vec<Value> = rates.iter().map(tenant_rate_json).collect();
+    Ok(axum::Json(Value::Array(all)).into_response())
 }
 
 async fn suspend_subject(

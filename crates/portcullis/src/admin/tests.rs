@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use portcullis_policy::{CompileOptions, load_str};
 use portcullis_store::{
     ApiKeyRecord, AuditRecord, BoxFuture, Clock, Kek, KeyId, KeyStore, MemoryStore,
-    RevocationSnapshot, Rotation, StoreError, TokenRevocation,
+    RevocationSnapshot, Rotation, StoreError, TenantRate, TokenRevocation,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -129,6 +129,19 @@ impl KeyStore for Flaky {
     fn purge_expired_revocations(&self, now: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.guarded(self.inner.purge_expired_revocations(now))
     }
+    fn put_tenant_rate(&self, rate: TenantRate) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.guarded(self.inner.put_tenant_rate(rate))
+    }
+    fn delete_tenant_rate<'a>(
+        &'a self,
+        tenant: &'a str,
+        quota: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.guarded(self.inner.delete_tenant_rate(tenant, quota))
+    }
+    fn tenant_rates(&self) -> BoxFuture<'_, Result<Vec<TenantRate>, StoreError>> {
+        self.guarded(self.inner.tenant_rates())
+    }
 }
 
 struct Api {
@@ -147,7 +160,9 @@ fn api_with(kek: Option<Kek>) -> Api {
         "admin.toml",
         "environment = \"test\"\n\
          [auth.api-keys]\nprefix = \"pcl\"\nstore = \"sqlite:unused.db\"\nrotation-grace = \"1h\"\n\
-         [admin]\ntoken = { env = \"UNUSED\" }\n",
+         [admin]\ntoken = { env = \"UNUSED\" }\n\
+         [rate-limit.quotas.per-key]\nkey = \"api-key\"\nlimit = 10\nper = \"1s\"\n\
+         [rate-limit.quotas.per-ip]\nkey = \"ip\"\nlimit = 10\nper = \"1s\"\n",
         &CompileOptions::default(),
     )
     .unwrap()
@@ -871,4 +886,80 @@ async fn unsound_revocations_are_400_and_change_nothing() {
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(error_code(&reply), "store_unavailable");
     }
+}
+
+#[tokio::test]
+async fn tenant_rate_plans_are_set_listed_cleared_and_audited() {
+    let api = api();
+    let reply = api
+        .send(
+            "PUT",
+            "/v1/tenants/acme/rates/per-key",
+            Some(json!({"limit": 100, "burst": 200})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.json["limit"], 100);
+    assert_eq!(reply.json["per"], "1s", "the quota's own period");
+    assert_eq!(reply.json["burst"], 200);
+    assert_eq!(reply.json["effective_within"], "5s");
+    let reply = api
+        .send(
+            "PUT",
+            "/v1/tenants/acme/rates/per-key",
+            Some(json!({"limit": 50, "per": "1m"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    let list = api.send("GET", "/v1/rates", None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let all = list.json.as_array().unwrap();
+    assert_eq!(all.len(), 1, "replaced, not added: {}", list.json);
+    assert_eq!(all[0]["per"], "1m");
+    assert_eq!(all[0]["burst"], 50);
+
+    // Quotas counted before authentication, unknown quotas, bad bodies: 400, nothing stored.
+    for (path, body) in [
+        ("/v1/tenants/acme/rates/per-ip", json!({"limit": 5})),
+        ("/v1/tenants/acme/rates/nope", json!({"limit": 5})),
+        ("/v1/tenants/acme/rates/per-key", json!({"limit": 0})),
+        (
+            "/v1/tenants/acme/rates/per-key",
+            json!({"limit": 5, "per": "soon"}),
+        ),
+        ("/v1/tenants/a%20b/rates/per-key", json!({"limit": 5})),
+    ] {
+        let reply = api.send("PUT", path, Some(body)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.json
+        );
+        error_code(&reply);
+    }
+
+    let reply = api
+        .send("DELETE", "/v1/tenants/acme/rates/per-key", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+    assert_eq!(reply.json["cleared"], true);
+    let reply = api
+        .send("DELETE", "/v1/tenants/acme/rates/per-key", None)
+        .await;
+    assert_eq!(reply.json["cleared"], false);
+    assert_eq!(api.send("GET", "/v1/rates", None).await.json, json!([]));
+
+    let audit = api.send("GET", "/v1/audit", None).await;
+    let actions: Vec<&str> = audit
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["tenant.rate.set", "tenant.rate.set", "tenant.rate.clear"]
+    );
 }
