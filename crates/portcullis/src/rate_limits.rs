@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_layers::rate_limit::{KeySource, RouteQuota};
 use portcullis_policy::Policy;
@@ -21,6 +21,7 @@ use portcullis_store::{
     BoxFuture, MemoryRateStore, Quota, RateCheck, RateDecision, RateStore, RedisRateStore,
     StoreError, SystemClock,
 };
+use tokio::time::Instant;
 
 use crate::secret_source::{self, SourceError};
 
@@ -211,5 +212,95 @@ impl RateStore for FailoverRateStore {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use portcullis_store::{Clock, ManualClock};
+
+    use super::*;
+
+    /// A shared store that fails while `down` is set, and counts the calls that reach it.
+    #[derive(Debug)]
+    struct Switchable {
+        inner: MemoryRateStore,
+        down: AtomicBool,
+        calls: AtomicUsize,
+    }
+
+    impl RateStore for Switchable {
+        fn check<'a>(
+            &'a self,
+            checks: &'a [RateCheck<'a>],
+        ) -> BoxFuture<'a, Result<RateDecision, StoreError>> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.down.load(Ordering::Relaxed) {
+                return Box::pin(async { Err(StoreError::Backend("connection refused".into())) });
+            }
+            self.inner.check(checks)
+        }
+    }
+
+    fn setup(mode: OnStoreError) -> (Arc<Switchable>, FailoverRateStore) {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::default());
+        let shared = Arc::new(Switchable {
+            inner: MemoryRateStore::new(clock.clone(), 1000),
+            down: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+        });
+        let local = Arc::new(MemoryRateStore::new(clock, 1000));
+        let failover = FailoverRateStore::new(shared.clone(), local, mode);
+        (shared, failover)
+    }
+
+    async fn decide(store: &FailoverRateStore) -> Result<RateDecision, StoreError> {
+        let quota = Quota::new(2, Duration::from_secs(3600), 2).unwrap();
+        let checks = [RateCheck {
+            bucket: b"b",
+            quota,
+        }];
+        store.check(&checks).await
+    }
+
+    #[tokio::test]
+    async fn fail_open_counts_locally_and_leaves_the_shared_store_alone_for_a_while() {
+        let (shared, store) = setup(OnStoreError::FailOpen);
+        assert!(decide(&store).await.unwrap().allowed());
+        shared.down.store(true, Ordering::Relaxed);
+        // The local count starts afresh: two more, then refused, still limited.
+        assert!(decide(&store).await.unwrap().allowed());
+        assert!(decide(&store).await.unwrap().allowed());
+        assert!(!decide(&store).await.unwrap().allowed());
+        // The failure was the only call to reach the shared store: the next ones skipped it.
+        assert_eq!(shared.calls.load(Ordering::Relaxed), 2);
+    }
+
+    // Paused: the pause after a failure passes on Tokio's clock, without waiting.
+    #[tokio::test(start_paused = true)]
+    async fn fail_closed_refuses_and_the_shared_store_is_used_again_once_it_answers() {
+        let (shared, store) = setup(OnStoreError::FailClosed);
+        shared.down.store(true, Ordering::Relaxed);
+        assert!(decide(&store).await.is_err());
+        assert!(decide(&store).await.is_err());
+        assert_eq!(
+            shared.calls.load(Ordering::Relaxed),
+            1,
+            "skipped while down"
+        );
+        shared.down.store(false, Ordering::Relaxed);
+        // Past the pause, the shared store is asked again and answers.
+        tokio::time::sleep(RETRY_AFTER_FAILURE + Duration::from_millis(20)).await;
+        assert!(decide(&store).await.unwrap().allowed());
+        assert_eq!(shared.calls.load(Ordering::Relaxed), 2);
+        assert!(!store.down.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn the_fallback_quota_is_valid() {
+        let q = one_per_second();
+        assert_eq!((q.limit(), q.burst()), (1, 1));
     }
 }
