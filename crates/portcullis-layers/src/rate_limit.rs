@@ -7,7 +7,9 @@
 //! buckets a request spends from, asks the store once per request for all of them (atomically:
 //! a request refused by one quota spends nothing from the others), and writes the answer.
 //!
-//! Two placements, one type ([`Phase`]):
+//! Two placements ([`Phase`]), either as two [`RateLimitLayer`]s around the authentication
+//! layer or, as the `portcullis` crate's `PolicyLayer` does (one layer fewer in a deep stack),
+//! run by the authentication layer itself ([`AuthLayer::rate_limits`](crate::auth::AuthLayer::rate_limits)):
 //! - [`Phase::BeforeAuth`], right after CORS: quotas keyed by [`KeySource::Ip`] or
 //!   [`KeySource::Header`], known before any credential is checked, so a flood of bad
 //!   credentials is limited before it costs a key-store lookup. This placement also writes the
