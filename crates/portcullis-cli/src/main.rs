@@ -50,6 +50,9 @@ enum Command {
         config: PathBuf,
         #[arg(long = "env")]
         environment: Option<Environment>,
+        /// Exit 1 on warnings too (for CI).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Manage tenant API keys in the store the policy's `[auth.api-keys]` names.
     Keys {
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
         Command::Check {
             config,
             environment,
-        } => commands::check::run(&config, environment),
+            deny_warnings,
+        } => commands::check::run(&config, environment, deny_warnings),
         Command::Serve {
             config,
             listen,

@@ -9,11 +9,16 @@ use std::process::Command;
 use portcullis_test::gateway::write_temp;
 
 fn check(policy: &str) -> (i32, String, String) {
+    check_with(policy, &[])
+}
+
+fn check_with(policy: &str, args: &[&str]) -> (i32, String, String) {
     let file = write_temp("check.toml", policy);
     let out = Command::new(common::binary())
         .arg("check")
         .arg("--config")
         .arg(&file)
+        .args(args)
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&file);
@@ -31,10 +36,12 @@ fn every_example_policy_passes() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            // Free of warnings too: an example is what users copy.
             let out = Command::new(common::binary())
                 .arg("check")
                 .arg("--config")
                 .arg(&path)
+                .arg("--deny-warnings")
                 .output()
                 .unwrap();
             assert!(
@@ -338,4 +345,37 @@ mode = "required"
         stderr.contains("default-route.auth: route authentication needs an `[auth]` table"),
         "{stderr}"
     );
+}
+
+#[test]
+fn shadowed_routes_and_unproxied_per_ip_counts_warn_and_deny_warnings_fails() {
+    let policy = "environment = \"development\"\n\
+        [rate-limit.quotas.per-ip]\nkey = \"ip\"\nlimit = 10\nper = \"1m\"\n\
+        [[route]]\nname = \"api\"\npaths = [\"/v1/*\"]\nrate-limit = [\"per-ip\"]\n\
+        [[route]]\nname = \"status\"\npaths = [\"/v1/status\", \"/health\"]\n\
+        [[route]]\nname = \"account\"\npaths = [\"/v1/account/*\"]\n";
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("route[1].paths[0]") && stderr.contains("`/v1/status` never matches first"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("route[1].paths[1]"), "{stderr}");
+    assert!(
+        stderr.contains("route `account` is unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("route `status` is unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rate-limit.quotas.per-ip.key") && stderr.contains("no proxy is trusted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check.toml:"), "positions: {stderr}");
+
+    let (code, _, stderr) = check_with(policy, &["--deny-warnings"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("denied by --deny-warnings"), "{stderr}");
 }

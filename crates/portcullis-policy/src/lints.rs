@@ -117,6 +117,8 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
         ));
     }
     out.extend(trusted_proxies_denied(policy));
+    out.extend(shadowed_patterns(policy));
+    out.extend(per_ip_without_trusted_proxies(policy));
     out.extend(crate::auth::lint_jwks_urls(&policy.auth, production));
     out
 }
@@ -146,6 +148,81 @@ fn trusted_proxies_denied(policy: &Policy) -> Vec<Diagnostic> {
                     .with_help("requests a trusted proxy forwards are judged by the client behind it, so this denies only the proxy's own requests; remove the overlap"),
                 );
             }
+        }
+    }
+    out
+}
+
+/// A pattern that an earlier route's pattern covers never matches first: its route's posture
+/// never applies to those paths. A route all of whose patterns are shadowed is unreachable.
+fn shadowed_patterns(policy: &Policy) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (index, route) in policy.routes.iter().enumerate() {
+        let mut shadowed = 0;
+        for (p, pattern) in route.patterns.iter().enumerate() {
+            let earlier = policy.routes[..index].iter().find_map(|r| {
+                r.patterns
+                    .iter()
+                    .find(|e| e.covers(pattern))
+                    .map(|e| (r.name.as_str(), e))
+            });
+            if let Some((name, by)) = earlier {
+                shadowed += 1;
+                out.push(
+                    Diagnostic::warning(
+                        KeyPath::root().key("route").index(index).key("paths").index(p),
+                        format!(
+                            "`{pattern}` never matches first: `{by}` of the earlier route `{name}` takes every path it would"
+                        ),
+                    )
+                    .with_help("routes are tried in file order: move the more specific route first, or remove the pattern"),
+                );
+            }
+        }
+        if shadowed > 0 && shadowed == route.patterns.len() {
+            out.push(
+                Diagnostic::warning(
+                    KeyPath::root().key("route").index(index).key("name"),
+                    format!(
+                        "route `{}` is unreachable: earlier routes take every path it names",
+                        route.name
+                    ),
+                )
+                .with_help("move it before the routes that cover it"),
+            );
+        }
+    }
+    out
+}
+
+/// Counting per client IP behind a load balancer without `trusted-proxies` counts the balancer:
+/// every client shares one budget (or one lockout).
+fn per_ip_without_trusted_proxies(policy: &Policy) -> Vec<Diagnostic> {
+    if !policy.server.trusted_proxies.is_empty() {
+        return Vec::new();
+    }
+    let help = "if the gateway runs behind a load balancer or proxy, list it in `[server] trusted-proxies` so the client IP is the client's; if clients connect directly, ignore this";
+    let mut out = Vec::new();
+    for quota in &policy.rate_limit.quotas {
+        if quota.key == crate::rate_limit::RateKey::Ip {
+            out.push(
+                Diagnostic::warning(
+                    KeyPath::root().key("rate-limit").key("quotas").key(&quota.name).key("key"),
+                    format!("quota `{}` counts per client IP, and no proxy is trusted: behind a load balancer every client would share the balancer's budget", quota.name),
+                )
+                .with_help(help),
+            );
+        }
+    }
+    for rule in &policy.lockout.rules {
+        if rule.per_ip {
+            out.push(
+                Diagnostic::warning(
+                    KeyPath::root().key("lockout").key("rules").key(&rule.name),
+                    format!("lockout rule `{}` counts per client IP, and no proxy is trusted: behind a load balancer one client's failures would lock out everyone", rule.name),
+                )
+                .with_help(help),
+            );
         }
     }
     out

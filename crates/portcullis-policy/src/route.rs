@@ -110,6 +110,29 @@ impl PathPattern {
         }
         self.subtree || parts.next().is_none()
     }
+
+    /// Whether every path `other` matches, this pattern matches too: `other` listed after this
+    /// one can never be the first match. Exact, not a heuristic: a parameter covers any one
+    /// segment, a literal only itself, and `*` any number of further segments.
+    pub fn covers(&self, other: &PathPattern) -> bool {
+        let n = self.segments.len();
+        let m = other.segments.len();
+        let lengths_fit = if self.subtree {
+            m >= n
+        } else {
+            !other.subtree && m == n
+        };
+        lengths_fit
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(mine, theirs)| match (mine, theirs) {
+                    (PatternSegment::Param, _) => true,
+                    (PatternSegment::Literal(a), PatternSegment::Literal(b)) => a == b,
+                    (PatternSegment::Literal(_), PatternSegment::Param) => false,
+                })
+    }
 }
 
 impl fmt::Display for PathPattern {
@@ -193,7 +216,60 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn covering_patterns() {
+        for (a, b) in [
+            ("/*", "/anything/{id}"),
+            ("/v1/*", "/v1"),
+            ("/v1/*", "/v1/account/*"),
+            ("/v1/{id}", "/v1/me"),
+            ("/v1/{id}/*", "/v1/me/keys"),
+            ("/v1/status", "/v1/status/"),
+        ] {
+            assert!(p(a).covers(&p(b)), "{a} covers {b}");
+        }
+        for (a, b) in [
+            ("/v1/me", "/v1/{id}"),
+            ("/v1/status", "/v1/status/*"),
+            ("/v1/account/*", "/v1/*"),
+            ("/v1/a", "/v1/b"),
+            ("/v1/{id}", "/v1/a/b"),
+        ] {
+            assert!(!p(a).covers(&p(b)), "{a} does not cover {b}");
+        }
+    }
+
     proptest! {
+        /// `covers` never claims more than `matches` shows: a covered pattern's paths all match
+        /// the covering one.
+        #[test]
+        fn covers_agrees_with_matches(
+            a in proptest::collection::vec(prop_oneof!["[ab]", Just("{x}".to_owned())], 0..3),
+            a_sub in any::<bool>(),
+            b in proptest::collection::vec(prop_oneof!["[ab]", Just("{x}".to_owned())], 0..3),
+            b_sub in any::<bool>(),
+            tail in proptest::collection::vec("[abc]", 0..3),
+        ) {
+            let pattern = |segs: &[String], sub: bool| {
+                let mut text = format!("/{}", segs.join("/"));
+                if sub {
+                    text = if segs.is_empty() { "/*".to_owned() } else { format!("{text}/*") };
+                }
+                PathPattern::parse(&text).unwrap()
+            };
+            let (pa, pb) = (pattern(&a, a_sub), pattern(&b, b_sub));
+            // A path pb matches: its segments with parameters filled in, plus a tail if `*`.
+            let mut segs: Vec<String> = b.iter().map(|s| if s == "{x}" { "c".to_owned() } else { s.clone() }).collect();
+            if b_sub {
+                segs.extend(tail.iter().cloned());
+            }
+            let path = format!("/{}", segs.join("/"));
+            prop_assert!(pb.matches(&path));
+            if pa.covers(&pb) {
+                prop_assert!(pa.matches(&path), "{pa} covers {pb} but not {path}");
+            }
+        }
+
         #[test]
         fn subtree_matches_every_descendant(
             base in proptest::collection::vec("[a-z0-9]{1,8}", 0..4),

@@ -8,8 +8,19 @@ use portcullis::policy::{CompileOptions, Environment, LoadError, Policy, load_fi
 
 use super::{EXIT_INVALID, failure, print_diagnostics};
 
-pub fn run(config: &Path, environment: Option<Environment>) -> ExitCode {
+/// With `deny_warnings`, a policy that loads with warnings exits 1 too (after printing them and
+/// the summary): CI can keep a policy free of them.
+pub fn run(config: &Path, environment: Option<Environment>, deny_warnings: bool) -> ExitCode {
     match load_file(config, &CompileOptions { environment }) {
+        Ok(compiled) if deny_warnings && !compiled.warnings.is_empty() => {
+            print_diagnostics(&compiled.warnings);
+            eprintln!(
+                "{}: {} warning(s), denied by --deny-warnings",
+                config.display(),
+                compiled.warnings.len()
+            );
+            ExitCode::from(EXIT_INVALID)
+        }
         Ok(compiled) => {
             print_diagnostics(&compiled.warnings);
             let p = &compiled.policy;
