@@ -379,3 +379,22 @@ fn shadowed_routes_and_unproxied_per_ip_counts_warn_and_deny_warnings_fails() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("denied by --deny-warnings"), "{stderr}");
 }
+
+#[test]
+fn hsts_sent_in_development_warns() {
+    let policy = "environment = \"development\"\n\
+        [headers.set]\nstrict-transport-security = \"max-age=63072000; includeSubDomains\"\n";
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("headers.set.strict-transport-security")
+            && stderr.contains("sent in development"),
+        "{stderr}"
+    );
+    // Limited to production, as the built-in rule is: no warning.
+    let policy = "environment = \"development\"\n\
+        [headers.set]\nstrict-transport-security = { value = \"max-age=63072000; includeSubDomains\", environments = [\"production\"] }\n";
+    let (code, _, stderr) = check(policy);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("sent in development"), "{stderr}");
+}

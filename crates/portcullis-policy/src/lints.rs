@@ -52,6 +52,19 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
             for problem in hsts_problems(value) {
                 out.push(severe(key.clone(), problem));
             }
+            // A browser that gets HSTS from `localhost` refuses plain HTTP to it afterwards,
+            // for every local project, until max-age runs out.
+            if policy.environment == Environment::Development
+                && rule.applies_in(Environment::Development)
+            {
+                out.push(
+                    Diagnostic::warning(
+                        key.clone(),
+                        "Strict-Transport-Security is sent in development: a browser then refuses plain HTTP to this host (often localhost) until max-age runs out",
+                    )
+                    .with_help("add `environments = [\"production\"]` to the rule, as the built-in one has"),
+                );
+            }
         }
         if rule.name == "x-frame-options"
             && !value.eq_ignore_ascii_case("DENY")
