@@ -32,10 +32,9 @@ use serde::Deserialize;
 use crate::compile::Cx;
 use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
-use crate::rate_limit::OnStoreError;
 use crate::raw::RawSecret;
 use crate::signing::parse_size;
-use crate::state_store::{self, StateStore};
+use crate::state_store::{self, OnStoreError, StateStore};
 
 /// `[lockout]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -115,28 +114,14 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawLockout>) -> LockoutSettings {
         return LockoutSettings::default();
     };
     let store = state_store::build(cx, &at.key("store"), raw.store);
-    let on_store_error = match raw.on_store_error.as_deref() {
-        None | Some("fail-open") => OnStoreError::FailOpen,
-        Some("fail-closed") => OnStoreError::FailClosed,
-        Some(other) => {
-            cx.error(
-                at.key("on-store-error"),
-                format!("`{other}`: expected \"fail-open\" or \"fail-closed\""),
-            );
-            OnStoreError::FailOpen
-        }
-    };
-    let max_entries = match raw.max_entries {
-        None => DEFAULT_MAX_ENTRIES,
-        Some(n) if (1_000..=100_000_000).contains(&n) => n as usize,
-        Some(n) => {
-            cx.error(
-                at.key("max-entries"),
-                format!("{n} is out of range (1000 to 100000000)"),
-            );
-            DEFAULT_MAX_ENTRIES
-        }
-    };
+    let on_store_error =
+        state_store::on_store_error(cx, &at.key("on-store-error"), raw.on_store_error.as_deref());
+    let max_entries = state_store::capacity(
+        cx,
+        &at.key("max-entries"),
+        raw.max_entries,
+        DEFAULT_MAX_ENTRIES,
+    );
     let rules = raw
         .rules
         .unwrap_or_default()

@@ -100,15 +100,11 @@ impl Default for RateLimits {
     }
 }
 
-/// What a rate-limited request gets while the shared store cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnStoreError {
-    /// Limits still apply, counted by this instance alone (seed 002's in-memory fallback): with
-    /// N instances a key may get up to N times its budget until the store is back.
-    FailOpen,
-    /// `503`: nothing rate-limited is admitted without the shared count.
-    FailClosed,
-}
+/// What a rate-limited request gets while the shared store cannot be reached: with `FailOpen`,
+/// limits still apply, counted by this instance alone (seed 002's in-memory fallback; with N
+/// instances a key may get up to N times its budget until the store is back); with
+/// `FailClosed`, `503`: nothing rate-limited is admitted without the shared count.
+pub use crate::state_store::OnStoreError;
 
 /// One named quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,17 +186,8 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawRateLimits>) -> RateLimits {
         return RateLimits::default();
     };
     let store = state_store::build(cx, &at.key("store"), raw.store);
-    let on_store_error = match raw.on_store_error.as_deref() {
-        None | Some("fail-open") => OnStoreError::FailOpen,
-        Some("fail-closed") => OnStoreError::FailClosed,
-        Some(other) => {
-            cx.error(
-                at.key("on-store-error"),
-                format!("`{other}`: expected \"fail-open\" or \"fail-closed\""),
-            );
-            OnStoreError::FailOpen
-        }
-    };
+    let on_store_error =
+        state_store::on_store_error(cx, &at.key("on-store-error"), raw.on_store_error.as_deref());
     if raw.on_store_error.is_some() && !store.is_shared() {
         cx.diags.push(
             Diagnostic::warning(
@@ -210,17 +197,12 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawRateLimits>) -> RateLimits {
             .with_help("it applies with `store = { env = \"REDIS_URL\" }`"),
         );
     }
-    let max_buckets = match raw.max_buckets {
-        None => DEFAULT_MAX_BUCKETS,
-        Some(n) if (1_000..=100_000_000).contains(&n) => n as usize,
-        Some(n) => {
-            cx.error(
-                at.key("max-buckets"),
-                format!("{n} is out of range (1000 to 100000000)"),
-            );
-            DEFAULT_MAX_BUCKETS
-        }
-    };
+    let max_buckets = state_store::capacity(
+        cx,
+        &at.key("max-buckets"),
+        raw.max_buckets,
+        DEFAULT_MAX_BUCKETS,
+    );
 
     let mut quotas: Vec<QuotaRule> = raw
         .quotas

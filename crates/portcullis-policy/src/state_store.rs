@@ -10,6 +10,45 @@ use crate::diagnostic::Diagnostic;
 use crate::key_path::KeyPath;
 use crate::raw::RawSecret;
 
+/// What requests get while the shared store cannot be reached (`on-store-error`); each section
+/// says what "open" means for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    FailOpen,
+    FailClosed,
+}
+
+/// `on-store-error = "fail-open" | "fail-closed"`; absent: fail-open.
+pub(crate) fn on_store_error(cx: &mut Cx, at: &KeyPath, raw: Option<&str>) -> OnStoreError {
+    match raw {
+        None | Some("fail-open") => OnStoreError::FailOpen,
+        Some("fail-closed") => OnStoreError::FailClosed,
+        Some(other) => {
+            cx.error(
+                at.clone(),
+                format!("`{other}`: expected \"fail-open\" or \"fail-closed\""),
+            );
+            OnStoreError::FailOpen
+        }
+    }
+}
+
+/// How many entries an in-memory store holds at most (`max-buckets`, `max-entries`): 1000 to
+/// 100000000; absent: `default`.
+pub(crate) fn capacity(cx: &mut Cx, at: &KeyPath, raw: Option<i64>, default: usize) -> usize {
+    match raw {
+        None => default,
+        Some(n) if (1_000..=100_000_000).contains(&n) => n as usize,
+        Some(n) => {
+            cx.error(
+                at.clone(),
+                format!("{n} is out of range (1000 to 100000000)"),
+            );
+            default
+        }
+    }
+}
+
 /// Where a piece of shared state is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateStore {

@@ -59,6 +59,8 @@ pub mod memory;
 pub mod postgres;
 pub mod rate_limit;
 pub mod record;
+#[cfg(feature = "redis")]
+mod redis_script;
 pub mod replay;
 pub mod revocation;
 pub mod signing;

@@ -28,30 +28,20 @@
 //! holding no other volatile keys). A call's keys must live on one Redis: this is not for Redis
 //! Cluster.
 //!
-//! [`RedisLockoutStore::connect`] loads both scripts (`SCRIPT LOAD`, which also checks that this
-//! Redis runs scripts at all) and keeps the SHA1s Redis answers; when Redis answers NOSCRIPT (it
-//! was restarted or flushed), the scripts are loaded again and the call retried once, as in
-//! [`RedisRateStore`](crate::RedisRateStore).
-//!
-//! The connection is a [`ConnectionManager`] set up as the replay guard's and the rate
-//! limiter's: one multiplexed connection, re-established in the background, commands timing out
-//! after 500 ms so that a stalled Redis fails logins quickly instead of holding them.
+//! [`RedisLockoutStore::connect`] loads both scripts; the connection and the scripts' loading
+//! and reloading are the ones every Redis store here shares (`redis_script`: commands time out
+//! after 500 ms, so a stalled Redis fails logins quickly instead of holding them).
 
 use std::fmt;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Cmd, FromRedisValue, RedisError};
+use ::redis::RedisError;
+use ::redis::aio::ConnectionManager;
 
 use super::{LockoutPolicy, LockoutStore};
 use crate::error::StoreError;
+use crate::redis_script::{self, Script};
 use crate::store::BoxFuture;
-
-// The replay guard's settings (`replay/redis.rs`), for the same reasons.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Caps the reconnection back-off, so a Redis that comes back is used again within a second.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// The longest window or lock the scripts are given: microseconds since the epoch plus twice
 /// this stay below 2^53, where Lua's doubles are exact.
 const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -149,10 +139,10 @@ return longest
 pub struct RedisLockoutStore {
     connection: ConnectionManager,
     key_prefix: String,
-    /// The SHA1 of [`RECORD`], as Redis computed it.
-    record_sha: String,
-    /// The SHA1 of [`LOCKED`], as Redis computed it.
-    locked_sha: String,
+    /// [`RECORD`], loaded.
+    record: Script,
+    /// [`LOCKED`], loaded.
+    locked: Script,
 }
 
 impl RedisLockoutStore {
@@ -163,20 +153,18 @@ impl RedisLockoutStore {
     /// the first connection. Redis keys are `key_prefix` followed by the key; instances that are
     /// to share their counts must use the same prefix.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let mut connection = ConnectionManager::new_with_config(client, config)
+        let mut connection = redis_script::connect(url).await.map_err(backend)?;
+        let record = Script::load(&mut connection, RECORD)
             .await
             .map_err(backend)?;
-        let (record_sha, locked_sha) = load_scripts(&mut connection).await?;
+        let locked = Script::load(&mut connection, LOCKED)
+            .await
+            .map_err(backend)?;
         Ok(Self {
             connection,
             key_prefix: key_prefix.to_owned(),
-            record_sha,
-            locked_sha,
+            record,
+            locked,
         })
     }
 
@@ -185,32 +173,15 @@ impl RedisLockoutStore {
         &self.key_prefix
     }
 
-    /// EVALSHA of `sha` over `keys` (prefixed) and `args`.
-    fn evalsha(&self, sha: &str, keys: &[&[u8]], args: &[u64]) -> Cmd {
-        let mut evalsha = ::redis::cmd("EVALSHA");
-        evalsha.arg(sha).arg(keys.len());
-        for key in keys {
-            evalsha.arg(redis_key(&self.key_prefix, key));
-        }
-        for arg in args {
-            evalsha.arg(*arg);
-        }
-        evalsha
-    }
-
-    /// Runs `evalsha`, loading the scripts again and retrying once if Redis has lost them.
-    async fn run<T: FromRedisValue>(&self, evalsha: &Cmd) -> Result<T, StoreError> {
-        // A clone is a handle on the same connection; commands need `&mut`.
-        let mut connection = self.connection.clone();
-        match evalsha.query_async(&mut connection).await {
-            Err(err) if err.code() == Some("NOSCRIPT") => {
-                // A restarted or flushed Redis: load the scripts again, once.
-                load_scripts(&mut connection).await?;
-                evalsha.query_async(&mut connection).await
-            }
-            reply => reply,
-        }
-        .map_err(backend)
+    /// Runs `script` over `keys` and `args`.
+    async fn run<T: ::redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&[u8]],
+        args: impl IntoIterator<Item = u64>,
+    ) -> Result<T, StoreError> {
+        let call = script.call(&self.key_prefix, keys.iter(), args);
+        script.run(&self.connection, &call).await.map_err(backend)
     }
 }
 
@@ -223,7 +194,7 @@ impl LockoutStore for RedisLockoutStore {
             if keys.is_empty() {
                 return Ok(None);
             }
-            let longest: i64 = self.run(&self.evalsha(&self.locked_sha, keys, &[])).await?;
+            let longest: i64 = self.run(&self.locked, keys, []).await?;
             Ok(lock(longest))
         })
     }
@@ -243,9 +214,7 @@ impl LockoutStore for RedisLockoutStore {
                 micros(policy.base),
                 micros(policy.max),
             ];
-            let reply: Vec<i64> = self
-                .run(&self.evalsha(&self.record_sha, keys, &args))
-                .await?;
+            let reply: Vec<i64> = self.run(&self.record, keys, args).await?;
             if reply.len() != keys.len() {
                 return Err(StoreError::Backend(Box::new(RedisFailure::UnexpectedReply)));
             }
@@ -257,7 +226,7 @@ impl LockoutStore for RedisLockoutStore {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let _deleted: i64 = ::redis::cmd("DEL")
-                .arg(redis_key(&self.key_prefix, key))
+                .arg(redis_script::prefixed(&self.key_prefix, key))
                 .query_async(&mut connection)
                 .await
                 .map_err(backend)?;
@@ -273,26 +242,6 @@ impl fmt::Debug for RedisLockoutStore {
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Loads [`RECORD`] and [`LOCKED`] into Redis's script cache; returns their SHA1s.
-async fn load_scripts(connection: &mut ConnectionManager) -> Result<(String, String), StoreError> {
-    let mut shas = Vec::with_capacity(2);
-    for script in [RECORD, LOCKED] {
-        let load: Cmd = ::redis::cmd("SCRIPT").arg("LOAD").arg(script).to_owned();
-        shas.push(load.query_async(connection).await.map_err(backend)?);
-    }
-    let locked = shas.pop().unwrap_or_default();
-    let record = shas.pop().unwrap_or_default();
-    Ok((record, locked))
-}
-
-/// The Redis key of an entry: the prefix, then the key as it is (keys are binary-safe).
-fn redis_key(prefix: &str, key: &[u8]) -> Vec<u8> {
-    let mut redis_key = Vec::with_capacity(prefix.len() + key.len());
-    redis_key.extend_from_slice(prefix.as_bytes());
-    redis_key.extend_from_slice(key);
-    redis_key
 }
 
 /// `duration` capped at 100 years, in microseconds rounded up: a lock or window is never
@@ -601,11 +550,6 @@ mod tests {
         assert_eq!(micros(Duration::MAX), micros(LONGEST));
         // Today plus twice the longest stays below 2^53.
         assert!(2 * micros(LONGEST) + 2_000_000_000_000_000 < 1 << 53);
-    }
-
-    #[test]
-    fn keys_are_the_prefix_and_the_key() {
-        assert_eq!(redis_key("p:", b"k\x00y"), b"p:k\x00y".to_vec());
     }
 
     #[test]

@@ -28,30 +28,20 @@
 //! `burst − 1`), so a quota in Redis is at most 1 µs per request stricter than in memory, with
 //! the same burst. A decision's keys must live on one Redis: this is not for Redis Cluster.
 //!
-//! [`RedisRateStore::connect`] loads the script (`SCRIPT LOAD`, which also checks that this
-//! Redis runs scripts at all) and keeps the SHA1 Redis answers; when Redis answers NOSCRIPT (it
-//! was restarted or flushed), the script is loaded again and the decision retried once. (The
-//! redis crate's `Script` does the same, but needs its `script` feature and one more crate.)
-//!
-//! The connection is a [`ConnectionManager`] set up as the replay guard's: one multiplexed
-//! connection, re-established in the background, commands timing out after 500 ms so that a
-//! stalled Redis fails requests quickly instead of holding them.
+//! [`RedisRateStore::connect`] loads the script; the connection and the script's loading and
+//! reloading are the ones every Redis store here shares (`redis_script`: commands time out after
+//! 500 ms, so a stalled Redis fails requests quickly instead of holding them).
 
 use std::fmt;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Cmd, RedisError};
+use ::redis::RedisError;
+use ::redis::aio::ConnectionManager;
 
 use super::{Quota, QuotaStatus, RateCheck, RateDecision, RateStore};
 use crate::error::StoreError;
+use crate::redis_script::{self, Script};
 use crate::store::BoxFuture;
-
-// The replay guard's settings (`replay/redis.rs`), for the same reasons.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Caps the reconnection back-off, so a Redis that comes back is used again within a second.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// One decision. `KEYS[i]` is bucket `i`; `ARGV[2i − 1]` and `ARGV[2i]` are its emission interval
 /// `T` and tolerance `τ` in µs. Returns four integers per bucket: allowed (1 or 0), remaining,
@@ -121,8 +111,8 @@ return out
 pub struct RedisRateStore {
     connection: ConnectionManager,
     key_prefix: String,
-    /// The SHA1 of [`DECIDE`], as Redis computed it.
-    script_sha: String,
+    /// [`DECIDE`], loaded.
+    decide: Script,
 }
 
 impl RedisRateStore {
@@ -133,19 +123,14 @@ impl RedisRateStore {
     /// the first connection. Keys are `key_prefix` followed by the bucket id; instances that are
     /// to share their budgets must use the same prefix.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let mut connection = ConnectionManager::new_with_config(client, config)
+        let mut connection = redis_script::connect(url).await.map_err(backend)?;
+        let decide = Script::load(&mut connection, DECIDE)
             .await
             .map_err(backend)?;
-        let script_sha = load_script(&mut connection).await?;
         Ok(Self {
             connection,
             key_prefix: key_prefix.to_owned(),
-            script_sha,
+            decide,
         })
     }
 
@@ -164,26 +149,19 @@ impl RateStore for RedisRateStore {
             if checks.is_empty() {
                 return Ok(RateDecision::default());
             }
-            let mut evalsha = ::redis::cmd("EVALSHA");
-            evalsha.arg(&self.script_sha).arg(checks.len());
-            for check in checks {
-                evalsha.arg(redis_key(&self.key_prefix, check.bucket));
-            }
-            for check in checks {
-                let (interval, tolerance) = micros(&check.quota);
-                evalsha.arg(interval).arg(tolerance);
-            }
-            // A clone is a handle on the same connection; commands need `&mut`.
-            let mut connection = self.connection.clone();
-            let reply: Vec<i64> = match evalsha.query_async(&mut connection).await {
-                Err(err) if err.code() == Some("NOSCRIPT") => {
-                    // A restarted or flushed Redis: load the script again, once.
-                    load_script(&mut connection).await?;
-                    evalsha.query_async(&mut connection).await
-                }
-                reply => reply,
-            }
-            .map_err(backend)?;
+            let call = self.decide.call(
+                &self.key_prefix,
+                checks.iter().map(|check| check.bucket),
+                checks.iter().flat_map(|check| {
+                    let (interval, tolerance) = micros(&check.quota);
+                    [interval, tolerance]
+                }),
+            );
+            let reply: Vec<i64> = self
+                .decide
+                .run(&self.connection, &call)
+                .await
+                .map_err(backend)?;
             if reply.len() != 4 * checks.len() {
                 return Err(StoreError::Backend(Box::new(RedisFailure::UnexpectedReply)));
             }
@@ -204,20 +182,6 @@ impl fmt::Debug for RedisRateStore {
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Loads [`DECIDE`] into Redis's script cache; returns its SHA1.
-async fn load_script(connection: &mut ConnectionManager) -> Result<String, StoreError> {
-    let load: Cmd = ::redis::cmd("SCRIPT").arg("LOAD").arg(DECIDE).to_owned();
-    load.query_async(connection).await.map_err(backend)
-}
-
-/// The Redis key of a bucket: the prefix, then the bucket id as it is (keys are binary-safe).
-fn redis_key(prefix: &str, bucket: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + bucket.len());
-    key.extend_from_slice(prefix.as_bytes());
-    key.extend_from_slice(bucket);
-    key
 }
 
 /// The quota's `T` rounded up to whole microseconds, and `τ = (burst − 1)·T` in the same unit.
@@ -452,11 +416,6 @@ mod tests {
         assert_eq!(micros(&third), (333_334, 3 * 333_334));
         let exact = Quota::new(1000, Duration::from_secs(1), 1).unwrap();
         assert_eq!(micros(&exact), (1000, 0));
-    }
-
-    #[test]
-    fn keys_are_the_prefix_and_the_bucket() {
-        assert_eq!(redis_key("p:", b"k\x00y"), b"p:k\x00y".to_vec());
     }
 
     #[test]

@@ -11,25 +11,22 @@
 //! policy in a Redis used for nothing else that has no other volatile keys), so that a full Redis
 //! fails requests rather than forgetting signatures.
 //!
-//! The connection is a [`ConnectionManager`]: one multiplexed connection, re-established in the
-//! background when it drops. Commands time out after 500 ms, so a stalled Redis fails signed
-//! requests quickly (closed) instead of holding them.
+//! The connection is the one every Redis store here shares (`redis_script::connect`): a
+//! [`ConnectionManager`], re-established in the background when it drops, commands timing out
+//! after 500 ms, so a stalled Redis fails signed requests quickly (closed) instead of holding
+//! them.
 
 use std::fmt;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManager;
 use ::redis::{RedisError, Value};
 use data_encoding::HEXLOWER;
 
 use super::ReplayGuard;
 use crate::error::StoreError;
+use crate::redis_script;
 use crate::store::BoxFuture;
-
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
-/// Caps the reconnection back-off, so a Redis that comes back is used again within a second.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// A [`ReplayGuard`] in Redis: every gateway instance using the same Redis and key prefix sees
 /// every other's signatures.
@@ -47,14 +44,7 @@ impl RedisReplayGuard {
     /// the first connection. Keys are `key_prefix` followed by the id in hex; instances that are
     /// to share their signatures must use the same prefix.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let client = ::redis::Client::open(url).map_err(backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(backend)?;
+        let connection = redis_script::connect(url).await.map_err(backend)?;
         Ok(Self {
             connection,
             key_prefix: key_prefix.to_owned(),
