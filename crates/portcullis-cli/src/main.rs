@@ -54,6 +54,31 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Explain one request, offline: the route it matches, each step's decision and reason, and
+    /// the response the client would get ("why was my request blocked?").
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Compile the policy for this environment instead of the file's.
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+        /// The request method (GET, POST, OPTIONS, ...).
+        method: String,
+        /// The path and query, as the client sends them.
+        path: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The TCP peer the gateway sees (a client, or a proxy in `trusted-proxies`).
+        #[arg(long, default_value = "127.0.0.1:40000")]
+        peer: SocketAddr,
+        /// The request body.
+        #[arg(short = 'd', long)]
+        data: Option<String>,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage tenant API keys in the store the policy's `[auth.api-keys]` names.
     Keys {
         /// The policy file.
@@ -85,6 +110,25 @@ fn main() -> ExitCode {
             listen,
             upstream,
             environment,
+        }),
+        Command::Explain {
+            config,
+            environment,
+            method,
+            path,
+            headers,
+            peer,
+            data,
+            json,
+        } => commands::explain::run(commands::explain::Args {
+            config,
+            environment,
+            method,
+            target: path,
+            headers,
+            peer,
+            data,
+            json,
         }),
         Command::Demo { listen } => commands::demo::run(listen),
         Command::Keys {

@@ -58,12 +58,18 @@ impl PathExemption for Exemptions {
 }
 
 /// The CSRF check, or `None` when the policy turns it off.
+pub(crate) fn csrf_layer(policy: &Policy) -> Option<CsrfLayer> {
+    csrf_config(policy).map(CsrfLayer::new)
+}
+
+/// The CSRF check's configuration (also evaluated by `explain`), or `None` when the policy
+/// turns it off.
 ///
 /// Trusted: the policy's `trusted-origins` everywhere, and on each route the origins of its
 /// CORS policy when that policy allows credentials. A page allowed to send credentialed
 /// requests and read the answers can do anything a form post could; refusing its posts would
 /// only break the dashboard the CORS policy was written for.
-pub(crate) fn csrf_layer(policy: &Policy) -> Option<CsrfLayer> {
+pub(crate) fn csrf_config(policy: &Policy) -> Option<CsrfConfig> {
     let settings = &policy.csrf;
     let mode = match settings.mode {
         PolicyCsrfMode::Off => return None,
@@ -87,7 +93,7 @@ pub(crate) fn csrf_layer(policy: &Policy) -> Option<CsrfLayer> {
             config = config.trusted_on_route(index, allowed_origins(cors.active_origins()));
         }
     }
-    Some(CsrfLayer::new(config))
+    Some(config)
 }
 
 /// The cookie rules, or `None` when the policy has none.

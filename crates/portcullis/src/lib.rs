@@ -12,6 +12,7 @@
 
 pub mod admin;
 mod cross_origin;
+pub mod explain;
 mod identity;
 pub mod jwt_keys;
 pub mod key_admin;
