@@ -36,6 +36,22 @@ fn every_example_policy_passes() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            if path.ends_with("dashboard.toml") {
+                // Seed 001 sets a document CSP on its API's every response; the example keeps
+                // it, and `check` says what that CSP's allowances are worth there.
+                let out = Command::new(common::binary())
+                    .arg("check")
+                    .arg("--config")
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "{stderr}");
+                assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+                assert!(stderr.contains("no route serves HTML"), "{stderr}");
+                checked += 1;
+                continue;
+            }
             // Free of warnings too: an example is what users copy.
             let out = Command::new(common::binary())
                 .arg("check")
@@ -397,4 +413,94 @@ fn hsts_sent_in_development_warns() {
     let (code, _, stderr) = check(policy);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("sent in development"), "{stderr}");
+}
+
+#[test]
+fn csp_lints_follow_what_the_routes_serve() {
+    // An HTML route with no CSP: an error in production, a warning elsewhere.
+    let html = "environment = \"ENV\"\n[headers]\ndefaults = false\n\
+        [[route]]\nname = \"pages\"\npaths = [\"/app/*\"]\nhtml = true\n";
+    let (code, _, stderr) = check(&html.replace("ENV", "production"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("route[0].html")
+            && stderr.contains("serves HTML and sends no Content-Security-Policy"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check(&html.replace("ENV", "development"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning: route[0].html"), "{stderr}");
+
+    // A document CSP on an API with no HTML route: a warning; the built-in one is not.
+    let json_api = "environment = \"development\"\n\
+        [headers.set]\ncontent-security-policy = \"default-src 'self'; script-src 'self'\"\n";
+    let (code, _, stderr) = check(json_api);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("headers.set.content-security-policy")
+            && stderr.contains("no route serves HTML"),
+        "{stderr}"
+    );
+    let (_, _, stderr) = check("environment = \"development\"\n");
+    assert!(!stderr.contains("no route serves HTML"), "{stderr}");
+    // Marking the route that serves pages silences it.
+    let (_, _, stderr) = check(&format!(
+        "{json_api}[[route]]\nname = \"pages\"\npaths = [\"/app/*\"]\nhtml = true\n"
+    ));
+    assert!(!stderr.contains("no route serves HTML"), "{stderr}");
+    assert!(
+        !stderr.contains("sends no Content-Security-Policy"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn short_referenced_secrets_are_measured_where_they_can_be_read() {
+    let policy = r#"environment = "ENV"
+[auth.jwt]
+algorithms = ["HS256"]
+issuer = "https://id.example"
+audience = ["api"]
+secret = { env = "PORTCULLIS_TEST_JWT_SECRET" }
+"#;
+    let run = |env: &str, secret: Option<&str>, args: &[&str]| {
+        let file = write_temp("check.toml", &policy.replace("ENV", env));
+        let mut cmd = Command::new(common::binary());
+        cmd.arg("check").arg("--config").arg(&file).args(args);
+        cmd.env_remove("PORTCULLIS_TEST_JWT_SECRET");
+        if let Some(s) = secret {
+            cmd.env("PORTCULLIS_TEST_JWT_SECRET", s);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run("production", Some("short"), &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error:")
+            && stderr.contains("auth.jwt.secret")
+            && stderr.contains("holds 5 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("short\n"),
+        "the secret itself is never printed: {stderr}"
+    );
+    let (code, stderr) = run("development", Some("short"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning:"), "{stderr}");
+    let (code, stderr) = run("development", Some("short"), &["--deny-warnings"]);
+    assert_eq!(code, 1, "{stderr}");
+    let long = "k".repeat(48);
+    let (code, stderr) = run("production", Some(&long), &["--deny-warnings"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run("production", None, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("note:") && stderr.contains("not checked"),
+        "{stderr}"
+    );
 }

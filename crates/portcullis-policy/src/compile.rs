@@ -455,6 +455,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         &global_not_set,
     );
     default_route.cors = route_cors(cx, default_path.key("cors"), default_raw.cors);
+    default_route.html = default_raw.html.unwrap_or(false);
     default_route.ip_filter =
         ip_filter::build(cx, &default_path.key("ip-filter"), default_raw.ip_filter);
     let rate_limit = rate_limit::build(cx, raw.rate_limit);
@@ -535,6 +536,7 @@ fn build(cx: &mut Cx, raw: RawPolicy, options: &CompileOptions) -> Option<Policy
         );
         route.cors = route_cors(cx, path.key("cors"), r.cors);
         route.websocket = r.websocket.unwrap_or(false);
+        route.html = r.html.unwrap_or(false);
         route.ip_filter = ip_filter::build(cx, &path.key("ip-filter"), r.ip_filter);
         route.rate_limit = route_quotas(cx, path.key("rate-limit"), r.rate_limit);
         route.lockout = lockout::route_rule(cx, &path.key("lockout"), r.lockout, &lockout);
@@ -919,6 +921,7 @@ fn build_route(
         cors: None,
         auth: RouteAuth::none(),
         websocket: false,
+        html: false,
         ip_filter: ip_filter::IpFilter::default(),
         rate_limit: Vec::new(),
         lockout: None,

@@ -46,8 +46,24 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
                 .map(|r| (base.key(r.name.as_str()), r)),
         );
     }
+    let serves_html = policy.all_routes().any(|r| r.html);
     for (key, rule) in rules {
         let value = rule.value.to_str().unwrap_or("");
+        if rule.name == "content-security-policy"
+            && !serves_html
+            && rule.applies_in(policy.environment)
+            && let Some(allowance) = csp_allowance(value)
+        {
+            out.push(
+                Diagnostic::warning(
+                    key.clone(),
+                    format!(
+                        "no route serves HTML (`html = true`), yet this CSP allows `{allowance}`: a CSP acts only when a response is rendered as a document, and then `default-src 'none'` is stricter"
+                    ),
+                )
+                .with_help("a JSON API needs at most `default-src 'none'; frame-ancestors 'none'` (the built-in), or list it under `not-set` with the reason (seed 000); if a route serves pages, mark it `html = true`"),
+            );
+        }
         if rule.name == "strict-transport-security" {
             for problem in hsts_problems(value) {
                 out.push(severe(key.clone(), problem));
@@ -85,6 +101,9 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
 
     for (index, route) in policy.all_routes().enumerate() {
         let base = route_path(policy, index);
+        if route.html {
+            out.extend(html_without_csp(policy, route, &base, &severe));
+        }
         let sends_hsts = route
             .headers
             .iter()
@@ -134,6 +153,65 @@ pub(crate) fn lint(policy: &Policy) -> Vec<Diagnostic> {
     out.extend(per_ip_without_trusted_proxies(policy));
     out.extend(crate::auth::lint_jwks_urls(&policy.auth, production));
     out
+}
+
+/// An HTML route without a Content-Security-Policy: nothing limits what an injected script
+/// may load or where it may send data. Not sending one with a stated reason (`not-set`) is a
+/// decision a reviewer can read, so it is a warning; silence is severe.
+fn html_without_csp(
+    policy: &Policy,
+    route: &crate::Route,
+    base: &KeyPath,
+    severe: &dyn Fn(KeyPath, String) -> Diagnostic,
+) -> Option<Diagnostic> {
+    let sends = route
+        .headers
+        .iter()
+        .any(|r| r.name == "content-security-policy" && r.applies_in(policy.environment));
+    if sends {
+        return None;
+    }
+    let deliberate = route
+        .not_set
+        .iter()
+        .any(|n| n.name == "content-security-policy");
+    let message = format!(
+        "route `{}` serves HTML and sends no Content-Security-Policy{}",
+        route.name,
+        if deliberate {
+            " (it is listed under `not-set`)"
+        } else {
+            ""
+        }
+    );
+    let diag = if deliberate {
+        Diagnostic::warning(base.key("html"), message)
+    } else {
+        severe(base.key("html"), message)
+    };
+    Some(diag.with_help("set one on the route (`[route.headers.set]`) or globally: at least `default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'`"))
+}
+
+/// The first directive of a CSP that lets a document load or do something (`script-src
+/// 'self'`), or `None` when the policy only forbids (`default-src 'none'`, `frame-ancestors
+/// 'none'`, `sandbox`, ...): the part that means nothing on a response nobody renders.
+pub(crate) fn csp_allowance(value: &str) -> Option<&str> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .find(|directive| {
+            let mut words = directive.split_ascii_whitespace();
+            let name = words.next().unwrap_or("").to_ascii_lowercase();
+            let sources: Vec<&str> = words.collect();
+            let forbids_all = sources.len() == 1 && sources[0].eq_ignore_ascii_case("'none'");
+            let takes_sources = name.ends_with("-src")
+                || matches!(
+                    name.as_str(),
+                    "base-uri" | "form-action" | "frame-ancestors" | "navigate-to"
+                );
+            takes_sources && !forbids_all
+        })
 }
 
 /// A trusted proxy inside a `deny` range: the resolver skips trusted hops, so the deny only
@@ -286,6 +364,24 @@ pub(crate) fn hsts_problems(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csp_allowances() {
+        assert_eq!(
+            csp_allowance("default-src 'none'; frame-ancestors 'none'"),
+            None
+        );
+        assert_eq!(csp_allowance("default-src 'none'; sandbox"), None);
+        assert_eq!(
+            csp_allowance("default-src 'none'; script-src 'self' https://cdn.example"),
+            Some("script-src 'self' https://cdn.example")
+        );
+        assert_eq!(
+            csp_allowance("frame-ancestors 'self'"),
+            Some("frame-ancestors 'self'")
+        );
+        assert_eq!(csp_allowance(""), None);
+    }
 
     #[test]
     fn hsts_rules() {

@@ -156,6 +156,9 @@ pub struct Route {
     /// JWT may come in the query string (`[route.auth] query-token`), since a browser cannot
     /// set headers on a WebSocket handshake.
     pub websocket: bool,
+    /// The route serves HTML documents (`html = true`): the one kind of route a
+    /// Content-Security-Policy protects. Linted: such a route must send one.
+    pub html: bool,
     /// The route's IP allow/deny lists (`ip-filter`), checked after the global ones.
     pub ip_filter: crate::ip_filter::IpFilter,
     /// The route's quotas, as indices into [`Policy::rate_limit`]'s `quotas` (its own

@@ -164,6 +164,7 @@ pub struct RawRouteBody {
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
     pub rate_limit: Option<Vec<String>>,
     pub lockout: Option<String>,
+    pub html: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +181,7 @@ pub struct RawRoute {
     pub ip_filter: Option<crate::ip_filter::RawIpFilter>,
     pub rate_limit: Option<Vec<String>>,
     pub lockout: Option<String>,
+    pub html: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,30 +6,35 @@ use std::process::ExitCode;
 use portcullis::policy::csrf::CsrfMode;
 use portcullis::policy::{CompileOptions, Environment, LoadError, Policy, load_file};
 
+use super::secret_lengths::{self, Finding};
 use super::{EXIT_INVALID, failure, print_diagnostics};
+use portcullis::jwt_keys::MIN_SECRET_LEN;
 
 /// With `deny_warnings`, a policy that loads with warnings exits 1 too (after printing them and
 /// the summary): CI can keep a policy free of them.
 pub fn run(config: &Path, environment: Option<Environment>, deny_warnings: bool) -> ExitCode {
     match load_file(config, &CompileOptions { environment }) {
-        Ok(compiled) if deny_warnings && !compiled.warnings.is_empty() => {
-            print_diagnostics(&compiled.warnings);
-            eprintln!(
-                "{}: {} warning(s), denied by --deny-warnings",
-                config.display(),
-                compiled.warnings.len()
-            );
-            ExitCode::from(EXIT_INVALID)
-        }
         Ok(compiled) => {
             print_diagnostics(&compiled.warnings);
             let p = &compiled.policy;
+            let (short_secrets, secret_errors) = report_secrets(config, p);
+            if secret_errors > 0 {
+                eprintln!("{}: {secret_errors} error(s)", config.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+            let warnings = compiled.warnings.len() + short_secrets;
+            if deny_warnings && warnings > 0 {
+                eprintln!(
+                    "{}: {warnings} warning(s), denied by --deny-warnings",
+                    config.display(),
+                );
+                return ExitCode::from(EXIT_INVALID);
+            }
             println!(
-                "{}: ok ({} environment, {} route(s) + default, {} warning(s))",
+                "{}: ok ({} environment, {} route(s) + default, {warnings} warning(s))",
                 config.display(),
                 p.environment,
                 p.routes.len(),
-                compiled.warnings.len()
             );
             print_cross_origin(p);
             ExitCode::SUCCESS
@@ -45,6 +50,33 @@ pub fn run(config: &Path, environment: Option<Environment>, deny_warnings: bool)
         }
         Err(e @ LoadError::Read { .. }) => failure(e),
     }
+}
+
+/// Prints what [`secret_lengths::check`] finds: a short secret is a warning, an error in
+/// production; one that cannot be read here is a note. Returns (warnings, errors).
+fn report_secrets(config: &Path, p: &Policy) -> (usize, usize) {
+    let (mut warnings, mut errors) = (0, 0);
+    for finding in secret_lengths::check(p) {
+        match finding {
+            Finding::Short { at, source, len } => {
+                let severity = if p.environment == Environment::Production {
+                    errors += 1;
+                    "error"
+                } else {
+                    warnings += 1;
+                    "warning"
+                };
+                eprintln!(
+                    "{severity}: {}: {at}: {source} holds {len} bytes; a secret needs at least {MIN_SECRET_LEN} random bytes (`openssl rand -base64 48`)",
+                    config.display()
+                );
+            }
+            Finding::Unavailable { at, source } => eprintln!(
+                "note: {at}: {source} cannot be read here, so its length is not checked (production refuses fewer than {MIN_SECRET_LEN} bytes at start-up)"
+            ),
+        }
+    }
+    (warnings, errors)
 }
 
 /// What a reviewer most needs to see at a glance: who may call from a browser, and which

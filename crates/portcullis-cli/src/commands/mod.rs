@@ -2,6 +2,7 @@ pub mod check;
 pub mod demo;
 pub mod explain;
 pub mod keys;
+pub mod secret_lengths;
 pub mod serve;
 
 use std::process::ExitCode;
