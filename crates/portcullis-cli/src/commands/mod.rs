@@ -1,5 +1,6 @@
 pub mod check;
 pub mod demo;
+pub mod doc;
 pub mod keys;
 pub mod serve;
 
