@@ -43,8 +43,11 @@ fn overrides(policy: &Policy, route: &Route) -> Line {
             }
         }
     }
+    // A header the route deliberately does not send is said once, below, with that wording.
     for global in &policy.headers {
-        if !route.headers.iter().any(|r| r.name == global.name) {
+        if !route.headers.iter().any(|r| r.name == global.name)
+            && !route.not_set.iter().any(|n| n.name == global.name)
+        {
             parts.push(vec![text("drops "), code(global.name.as_str())]);
         }
     }

@@ -66,10 +66,14 @@ pub fn section(policy: &Policy) -> Section {
     s.table(table);
     let mut store_line = vec![text("Counters: ")];
     store_line.extend(store(&lockout.store));
-    store_line.push(text(format!(
-        "; at most {} accounts and addresses tracked in memory.",
-        lockout.max_entries
-    )));
+    if lockout.store.is_shared() {
+        store_line.push(text("."));
+    } else {
+        store_line.push(text(format!(
+            "; at most {} accounts and addresses tracked.",
+            lockout.max_entries
+        )));
+    }
     let mut error_line = vec![text("When the store cannot be reached: ")];
     error_line.extend(on_store_error(
         lockout.on_store_error,
