@@ -122,17 +122,16 @@ pub fn section(policy: &Policy) -> Section {
     s.subheading(vec![text("Store")]);
     let mut store_line = vec![text("Counters: ")];
     store_line.extend(store(&limits.store));
-    let fallback;
-    if limits.store.is_shared() {
+    let fallback = if limits.store.is_shared() {
         store_line.push(text("."));
-        fallback = format!(
+        format!(
             "limits still apply, counted by each instance alone (in memory, at most {} buckets) until the store is back.",
             limits.max_buckets
-        );
+        )
     } else {
         store_line.push(text(format!("; at most {} buckets.", limits.max_buckets)));
-        fallback = "limits still apply.".to_owned();
-    }
+        "limits still apply.".to_owned()
+    };
     let mut error_line = vec![text("When the store cannot be reached: ")];
     error_line.extend(on_store_error(
         limits.on_store_error,
