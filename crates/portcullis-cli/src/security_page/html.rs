@@ -17,7 +17,7 @@ h3{font-size:1.1rem;margin-top:1.4rem}
 .about{color:var(--muted);padding-left:1.2rem}
 nav ul{display:flex;flex-wrap:wrap;gap:.3rem 1rem;list-style:none;padding:0}
 table{border-collapse:collapse;width:100%;margin:.8rem 0;font-size:.92rem}
-th,td{border:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid var(--line);padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 thead th{background:var(--code)}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em}
 code{background:var(--code);padding:.05rem .25rem;border-radius:3px}
