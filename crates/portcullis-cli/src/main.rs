@@ -1,7 +1,8 @@
-//! `portcullis`: run, try and check Portcullis policies, and manage their API keys.
+//! `portcullis`: run, try, check and document Portcullis policies, and manage their API keys.
 
 mod commands;
 mod demo_upstream;
+mod security_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render the policy as the security page a reviewer reads (Markdown or HTML).
+    Doc {
+        /// The policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: commands::doc::Format,
+        /// Compile the policy for this environment instead of the file's.
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+        /// Write the page here instead of to stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Manage tenant API keys in the store the policy's `[auth.api-keys]` names.
     Keys {
         /// The policy file.
@@ -129,6 +144,17 @@ fn main() -> ExitCode {
             peer,
             data,
             json,
+        }),
+        Command::Doc {
+            config,
+            format,
+            environment,
+            output,
+        } => commands::doc::run(commands::doc::Args {
+            config,
+            format,
+            environment,
+            output,
         }),
         Command::Demo { listen } => commands::demo::run(listen),
         Command::Keys {

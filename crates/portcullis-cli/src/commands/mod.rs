@@ -1,5 +1,6 @@
 pub mod check;
 pub mod demo;
+pub mod doc;
 pub mod explain;
 pub mod keys;
 pub mod secret_lengths;
