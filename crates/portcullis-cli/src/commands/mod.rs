@@ -1,6 +1,7 @@
 pub mod check;
 pub mod demo;
 pub mod keys;
+pub mod probe;
 pub mod serve;
 
 use std::process::ExitCode;
