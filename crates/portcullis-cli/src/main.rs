@@ -1,4 +1,5 @@
-//! `portcullis`: run, try and check Portcullis policies, and manage their API keys.
+//! `portcullis`: run, try and check Portcullis policies, probe deployments against them, and
+//! manage their API keys.
 
 mod commands;
 mod demo_upstream;
