@@ -70,9 +70,9 @@ async fn probe(policy: &str, url: &str, args: &[&str]) -> Outcome {
 }
 
 /// A policy exercising every check against the gateway: a credentialed CORS policy with a
-/// subdomain pattern, an any-origin one, a route without CORS, CSRF with a session cookie and
-/// an exemption, rate limits counted before and after authentication, a route that requires
-/// an API key, headers deliberately not set.
+/// subdomain pattern, an any-origin one, routes without CORS, CSRF with a session cookie and
+/// an exemption, rate limits counted before and after authentication, routes that require an
+/// API key (with and without a quota counted before the `401`), headers deliberately not set.
 fn rich_policy() -> String {
     format!(
         r#"
@@ -127,6 +127,12 @@ paths = ["/v1/account/*"]
 cors = "app"
 cache-control = "no-store, private"
 rate-limit = ["per-key"]
+
+[[route]]
+name = "billing"
+paths = ["/v1/billing/*"]
+cache-control = "no-store, private"
+rate-limit = ["per-ip", "per-key"]
 
 [[route]]
 name = "hooks"
@@ -195,10 +201,10 @@ async fn the_rich_policy_sends_every_kind_of_request() {
     // The gateway answered the preflights and refused the cross-site POST itself.
     assert!(received.iter().all(|r| r.method == "GET"), "{received:?}");
     let doc = out.json();
-    // 5 GETs; 1 POST; a preflight from an allowed origin on each of the 3 CORS routes, and from
-    // the policy's first origin on the 2 without CORS; look-alikes: 4 on each `app` route, 1
+    // 6 GETs; 1 POST; a preflight from an allowed origin on each of the 3 CORS routes, and from
+    // the policy's first origin on the 3 without CORS; look-alikes: 4 on each `app` route, 1
     // (`null`) on the any-origin one (it allows every other look-alike).
-    assert_eq!(doc["summary"]["requests_sent"], 5 + 1 + 3 + 2 + 4 + 4 + 1);
+    assert_eq!(doc["summary"]["requests_sent"], 6 + 1 + 3 + 3 + 4 + 4 + 1);
     assert_eq!(doc["not_probed"].as_array().unwrap().len(), 0, "{doc:#}");
 }
 

@@ -100,7 +100,8 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// The route's headers, Cache-Control, and the headers it removes.
 fn posture(policy: &Policy, route: &Route, observed: &Observed, out: &mut Findings<'_>) {
     let headers = &observed.headers;
-    for (name, value) in &route.response_headers(policy.environment) {
+    let promised = route.response_headers(policy.environment);
+    for (name, value) in &promised {
         if name == CACHE_CONTROL {
             continue;
         }
@@ -118,9 +119,11 @@ fn posture(policy: &Policy, route: &Route, observed: &Observed, out: &mut Findin
         }
     }
     cache_control(route, headers, out);
-    let mut removed: Vec<&HeaderName> = route.removed_headers(policy).collect();
-    removed.dedup();
-    for name in removed {
+    // The gateway removes, then inserts: a removed header the route also sets is expected.
+    for name in route.removed_headers(policy) {
+        if promised.contains_key(name) {
+            continue;
+        }
         let Some(got) = joined(headers, name) else {
             continue;
         };
@@ -459,6 +462,62 @@ cross-origin-embedder-policy = "no embeddable surfaces"
             headers,
         };
         assert_eq!(check(&p2, &plan.requests[1], &observed), []);
+    }
+
+    #[test]
+    fn no_rate_limit_headers_are_expected_where_authentication_refuses_first() {
+        let with_auth = |quotas: &str| {
+            let text = format!(
+                "{POLICY}\n[rate-limit.quotas.per-key]\nkey = \"api-key\"\nlimit = 5\nper = \"1s\"\n\
+                 [auth]\n[auth.api-keys]\nprefix = \"pk\"\nstore = \"sqlite:/tmp/unused.db\"\n"
+            )
+            .replace(
+                "cache-control = \"no-store, private\"",
+                &format!("cache-control = \"no-store, private\"\nrate-limit = {quotas}"),
+            );
+            load_str("t.toml", &text, &CompileOptions::default())
+                .unwrap()
+                .policy
+        };
+        let findings = |p: &Policy, status: StatusCode| {
+            let plan = plan(p);
+            let mut headers = conforming(p, 0);
+            for name in RATE_LIMIT_HEADERS {
+                headers.remove(*name);
+            }
+            check(p, &plan.requests[0], &Observed { status, headers })
+                .into_iter()
+                .map(|f| f.check)
+                .collect::<Vec<_>>()
+        };
+        // Only counted after authentication: a 401 carries none.
+        let after = with_auth(r#"["per-key"]"#);
+        assert_eq!(findings(&after, StatusCode::UNAUTHORIZED), []);
+        // Counted before it: the 401 carries them.
+        let before = with_auth(r#"["per-ip", "per-key"]"#);
+        assert_eq!(
+            findings(&before, StatusCode::UNAUTHORIZED),
+            [Check::RateLimitHeadersMissing]
+        );
+    }
+
+    #[test]
+    fn a_removed_header_the_route_sets_again_is_not_extra() {
+        let text = POLICY.replace(
+            "[headers.not-set]",
+            "[headers]\nremove = [\"server\", \"x-frame-options\"]\n[headers.not-set]",
+        );
+        let p = load_str("t.toml", &text, &CompileOptions::default())
+            .unwrap()
+            .policy;
+        let plan = plan(&p);
+        let headers = conforming(&p, 0);
+        assert!(headers.contains_key("x-frame-options"));
+        let observed = Observed {
+            status: StatusCode::OK,
+            headers,
+        };
+        assert_eq!(check(&p, &plan.requests[0], &observed), []);
     }
 
     #[test]

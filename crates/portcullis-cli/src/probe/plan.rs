@@ -275,24 +275,22 @@ fn cross_site_post(
             && !route.websocket;
         usable.then_some((*index, *route, path))
     });
-    let (index, route, path) = {
-        let candidates: Vec<_> = candidates.collect();
-        candidates
-            .iter()
-            .find(|(_, route, _)| route.auth.mode != AuthMode::Required)
-            .or_else(|| candidates.first())
-            .copied()
-    }
-    .or_else(|| {
+    let candidates: Vec<(usize, &Route, &String)> = candidates.collect();
+    let chosen = candidates
+        .iter()
+        .find(|(_, route, _)| route.auth.mode != AuthMode::Required)
+        .or_else(|| candidates.first())
+        .copied();
+    let Some((index, route, path)) = chosen else {
         not_probed.push(NotProbed {
             route: "*".to_owned(),
-            what: what.clone(),
+            what,
             reason: "no probed route is subject to the CSRF check (exempt, login or WebSocket \
                      routes, or the attacker's origin is trusted)"
                 .to_owned(),
         });
-        None
-    })?;
+        return None;
+    };
     let cookie_name = csrf
         .session_cookies
         .first()
