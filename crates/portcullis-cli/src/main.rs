@@ -146,8 +146,8 @@ fn main() -> ExitCode {
 /// with probe's own "could not start" code instead, so a pipeline never confuses the two.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let _ = e.print();
-    let probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
-    if e.use_stderr() && probe {
+    let is_probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
+    if e.use_stderr() && is_probe {
         return ExitCode::from(commands::probe::EXIT_CANNOT_PROBE);
     }
     ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(commands::EXIT_FAILURE))
