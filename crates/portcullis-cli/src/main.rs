@@ -1,12 +1,15 @@
-//! `portcullis`: run, try, check and document Portcullis policies, and manage their API keys.
+//! `portcullis`: run, try, check, document and explain Portcullis policies, probe deployments
+//! against them, and manage their API keys.
 
 mod commands;
 mod demo_upstream;
+mod probe;
 mod security_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use portcullis::policy::Environment;
@@ -105,10 +108,38 @@ enum Command {
         #[command(subcommand)]
         action: commands::keys::Action,
     },
+    /// Send requests to a running deployment and report where its answers differ from the
+    /// policy (docs/probe.md).
+    ///
+    /// Exit codes: 0 every check matched; 1 drift found; 2 the target could not be reached or
+    /// stopped answering (connection refused, DNS, TLS, timeout); 3 the probe could not start
+    /// (the policy does not load, or an argument is unusable).
+    Probe {
+        /// The policy file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The deployment's origin: `http://host:port` or `https://host`.
+        url: String,
+        /// Compile the policy for this environment instead of the file's.
+        #[arg(long = "env")]
+        environment: Option<Environment>,
+        /// Print a JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// How long each request may take to be answered (its response head).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// How long the whole probe may take.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        total_timeout: Duration,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match cli.command {
         Command::Check {
             config,
@@ -162,5 +193,32 @@ fn main() -> ExitCode {
             environment,
             action,
         } => commands::keys::run(&config, environment, action),
+        Command::Probe {
+            config,
+            url,
+            environment,
+            json,
+            timeout,
+            total_timeout,
+        } => commands::probe::run(commands::probe::Args {
+            config,
+            url,
+            environment,
+            json,
+            timeout,
+            total_timeout,
+        }),
     }
+}
+
+/// Prints a command-line error (or `--help`) the way clap does. clap's usual exit code for a
+/// bad argument is 2, which `probe` uses for "target unreachable"; there, a bad argument exits
+/// with probe's own "could not start" code instead, so a pipeline never confuses the two.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    let is_probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
+    if e.use_stderr() && is_probe {
+        return ExitCode::from(commands::probe::EXIT_CANNOT_PROBE);
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(commands::EXIT_FAILURE))
 }

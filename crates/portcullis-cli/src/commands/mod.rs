@@ -3,6 +3,7 @@ pub mod demo;
 pub mod doc;
 pub mod explain;
 pub mod keys;
+pub mod probe;
 pub mod secret_lengths;
 pub mod serve;
 
