@@ -89,5 +89,26 @@ pub fn section(policy: &Policy) -> Section {
         ]);
     }
     s.table(table);
+    // What the routes serve decides what a Content-Security-Policy is worth (check's CSP lints).
+    let html: Vec<&str> = policy
+        .all_routes()
+        .filter(|r| r.html)
+        .map(|r| r.name.as_str())
+        .collect();
+    if html.is_empty() {
+        s.paragraph(vec![text(
+            "No route is declared to serve HTML documents (html = true): every response is an API response.",
+        )]);
+    } else {
+        let mut line = vec![text("Routes that serve HTML documents (html = true): ")];
+        for (i, name) in html.iter().enumerate() {
+            if i > 0 {
+                line.push(text(", "));
+            }
+            line.push(strong(*name));
+        }
+        line.push(text("."));
+        s.paragraph(line);
+    }
     s
 }
