@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use portcullis::explain::{ExplainRequest, Explanation, explain};
-use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
+use portcullis::policy::Environment;
 
-use super::{EXIT_FAILURE, EXIT_INVALID, failure, print_diagnostics};
+use super::{EXIT_FAILURE, failure, load_policy};
 
 #[derive(Debug)]
 pub struct Args {
@@ -34,23 +34,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let compiled = match load_file(
-        &args.config,
-        &CompileOptions {
-            environment: args.environment,
-        },
-    ) {
+    let compiled = match load_policy(&args.config, args.environment, "") {
         Ok(compiled) => compiled,
-        Err(LoadError::Invalid(diagnostics)) => {
-            print_diagnostics(&diagnostics);
-            eprintln!(
-                "{}: {} error(s)",
-                args.config.display(),
-                diagnostics.error_count()
-            );
-            return ExitCode::from(EXIT_INVALID);
-        }
-        Err(e @ LoadError::Read { .. }) => return failure(e),
+        Err(not_loaded) => return not_loaded.exit_code(),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -34,15 +34,15 @@ use portcullis::key_admin::{
     self, Actor, Expiry, Issued, KeyAdminError, KeyView, NewKeyRequest, redact,
 };
 use portcullis::key_store::{KeyStoreError, open_store, resolve};
+use portcullis::policy::Environment;
 use portcullis::policy::auth::{ApiKeySettings, SecretRef};
 use portcullis::policy::rate_limit::RateLimits;
 use portcullis::policy::signing::SigningSettings;
-use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
 use portcullis::signing::load_kek;
 use portcullis_store::{Kek, KeyId, KeyStore, TenantRate};
 use serde_json::Value;
 
-use super::{EXIT_FAILURE, EXIT_INVALID, failure, print_diagnostics};
+use super::{EXIT_FAILURE, EXIT_INVALID, failure, load_policy};
 
 /// What to do with the keys.
 #[derive(Debug, Subcommand)]
@@ -228,20 +228,10 @@ impl From<KeyAdminError> for Failure {
 }
 
 pub fn run(config: &Path, environment: Option<Environment>, action: Action) -> ExitCode {
-    let compiled = match load_file(config, &CompileOptions { environment }) {
+    let compiled = match load_policy(config, environment, "") {
         Ok(compiled) => compiled,
-        Err(LoadError::Invalid(diagnostics)) => {
-            print_diagnostics(&diagnostics);
-            eprintln!(
-                "{}: {} error(s)",
-                config.display(),
-                diagnostics.error_count()
-            );
-            return ExitCode::from(EXIT_INVALID);
-        }
-        Err(e) => return failure(e),
+        Err(not_loaded) => return not_loaded.exit_code(),
     };
-    print_diagnostics(&compiled.warnings);
     // Before the `[auth.api-keys]` check: a KEK is usually made before the table that uses it.
     if matches!(action, Action::Kek) {
         let signing = compiled

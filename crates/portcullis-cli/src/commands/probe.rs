@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use portcullis::policy::{CompileOptions, Environment, LoadError, load_file};
+use portcullis::policy::Environment;
 
-use super::{print_diagnostics, runtime};
+use super::{load_policy, runtime};
 use crate::probe::client::Target;
 use crate::probe::{self, ProbeError, Timeouts};
 
@@ -32,25 +32,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let compiled = match load_file(
-        &args.config,
-        &CompileOptions {
-            environment: args.environment,
-        },
-    ) {
-        Ok(compiled) => compiled,
-        Err(LoadError::Invalid(diagnostics)) => {
-            print_diagnostics(&diagnostics);
-            eprintln!(
-                "{}: {} error(s); nothing probed",
-                args.config.display(),
-                diagnostics.error_count()
-            );
-            return ExitCode::from(EXIT_CANNOT_PROBE);
-        }
-        Err(e) => return cannot_probe(e),
+    let Ok(compiled) = load_policy(&args.config, args.environment, "; nothing probed") else {
+        return ExitCode::from(EXIT_CANNOT_PROBE);
     };
-    print_diagnostics(&compiled.warnings);
     let target = match Target::parse(&args.url) {
         Ok(target) => target,
         Err(message) => return cannot_probe(message),

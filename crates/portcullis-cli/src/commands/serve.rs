@@ -6,12 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use portcullis::admin::AdminServer;
-use portcullis::policy::{
-    CompileOptions, Environment, LoadError, Policy, UpstreamSettings, load_file, parse_upstream_url,
-};
+use portcullis::policy::{Environment, Policy, UpstreamSettings, parse_upstream_url};
 use portcullis::{Gateway, shutdown_signal, telemetry};
 
-use super::{EXIT_INVALID, failure, print_diagnostics, runtime};
+use super::{failure, load_policy, runtime};
 
 #[derive(Debug)]
 pub struct Args {
@@ -22,25 +20,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let compiled = match load_file(
-        &args.config,
-        &CompileOptions {
-            environment: args.environment,
-        },
-    ) {
+    let compiled = match load_policy(&args.config, args.environment, "; not starting") {
         Ok(compiled) => compiled,
-        Err(LoadError::Invalid(diagnostics)) => {
-            print_diagnostics(&diagnostics);
-            eprintln!(
-                "{}: {} error(s); not starting",
-                args.config.display(),
-                diagnostics.error_count()
-            );
-            return ExitCode::from(EXIT_INVALID);
-        }
-        Err(e) => return failure(e),
+        Err(not_loaded) => return not_loaded.exit_code(),
     };
-    print_diagnostics(&compiled.warnings);
     let mut policy = compiled.policy;
     if let Some(listen) = args.listen {
         policy.server.listen = listen;
