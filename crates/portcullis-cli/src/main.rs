@@ -1,6 +1,31 @@
 //! `portcullis`: run, try, check, document and explain Portcullis policies, probe deployments
 //! against them, and manage their API keys.
 
+/// `println!` that survives a closed stdout (`portcullis check | head`): a reader that has gone
+/// away is not this command's failure, so the rest of the output is dropped and the exit code
+/// stays what the command decided. Any other write error is reported on stderr.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!`, the same way as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args)
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
 mod commands;
 mod demo_upstream;
 mod probe;

@@ -30,7 +30,7 @@ pub fn run(config: &Path, environment: Option<Environment>, deny_warnings: bool)
                 );
                 return ExitCode::from(EXIT_INVALID);
             }
-            println!(
+            outln!(
                 "{}: ok ({} environment, {} route(s) + default, {warnings} warning(s))",
                 config.display(),
                 p.environment,
@@ -89,7 +89,7 @@ fn print_cross_origin(p: &Policy) {
             .map(|r| r.name.as_str())
             .collect();
         let origins: Vec<&str> = cors.active_origins().iter().map(|o| o.as_str()).collect();
-        println!(
+        outln!(
             "  cors {}: {} on {}{}",
             cors.name,
             if origins.is_empty() {
@@ -111,12 +111,12 @@ fn print_cross_origin(p: &Policy) {
         .map(|r| r.name.as_str())
         .collect();
     if !denied.is_empty() {
-        println!("  cross-origin denied on: {}", denied.join(", "));
+        outln!("  cross-origin denied on: {}", denied.join(", "));
     }
-    println!("  csrf: {}", p.csrf.mode.as_str());
+    outln!("  csrf: {}", p.csrf.mode.as_str());
     if p.csrf.mode != CsrfMode::Off {
         for exempt in &p.csrf.exempt {
-            println!(
+            outln!(
                 "  csrf exempt: {} ({})",
                 exempt.pattern.as_str(),
                 exempt.reason

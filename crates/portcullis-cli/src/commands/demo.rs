@@ -34,14 +34,14 @@ pub fn run(listen: SocketAddr) -> ExitCode {
     };
     policy.upstream = Some(UpstreamSettings::new(url));
     let banner = Box::new(move |addr: SocketAddr| {
-        println!();
-        println!("Portcullis demo: gateway on http://{addr} -> demo API on http://{upstream_addr}");
-        println!("Try:");
-        println!("  curl -i http://{addr}/v1/status");
-        println!("  curl -i -H 'X-Correlation-ID: my-trace-1' http://{addr}/v1/account/me");
-        println!("  curl -i --path-as-is 'http://{addr}/v1/status/../account//me'");
-        println!("Ctrl-C stops it.");
-        println!();
+        outln!("");
+        outln!("Portcullis demo: gateway on http://{addr} -> demo API on http://{upstream_addr}");
+        outln!("Try:");
+        outln!("  curl -i http://{addr}/v1/status");
+        outln!("  curl -i -H 'X-Correlation-ID: my-trace-1' http://{addr}/v1/account/me");
+        outln!("  curl -i --path-as-is 'http://{addr}/v1/status/../account//me'");
+        outln!("Ctrl-C stops it.");
+        outln!("");
     });
     let code = super::serve::serve(policy, Some(banner));
     drop(upstream_runtime);

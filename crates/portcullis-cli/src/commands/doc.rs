@@ -77,7 +77,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     match &args.output {
         None => {
-            print!("{page}");
+            out!("{page}");
             ExitCode::SUCCESS
         }
         Some(path) => match std::fs::write(path, page) {

@@ -48,11 +48,11 @@ pub fn run(args: Args) -> ExitCode {
     let explanation = runtime.block_on(explain(Arc::new(compiled.policy), request));
     if args.json {
         match serde_json::to_string_pretty(&explanation) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => outln!("{json}"),
             Err(e) => return failure(e),
         }
     } else {
-        print!("{}", render(&explanation));
+        out!("{}", render(&explanation));
     }
     ExitCode::SUCCESS
 }

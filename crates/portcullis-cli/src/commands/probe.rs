@@ -54,9 +54,9 @@ pub fn run(args: Args) -> ExitCode {
     match result {
         Ok(report) => {
             if args.json {
-                println!("{:#}", report.to_json());
+                outln!("{:#}", report.to_json());
             } else {
-                print!("{}", report.to_table());
+                out!("{}", report.to_table());
             }
             ExitCode::from(if report.drift() {
                 EXIT_DRIFT
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> ExitCode {
                     "error": e.to_string(),
                     "summary": { "unreachable": true, "requests_sent": e.requests_sent() },
                 });
-                println!("{doc:#}");
+                outln!("{doc:#}");
             }
             ExitCode::from(EXIT_UNREACHABLE)
         }
