@@ -504,3 +504,25 @@ secret = { env = "PORTCULLIS_TEST_JWT_SECRET" }
         "{stderr}"
     );
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    // `portcullis check | head -1`: the reader goes away before the command writes.
+    for args in [
+        vec!["check", "--config", "examples/sdk-api.toml"],
+        vec!["doc", "--config", "examples/sdk-api.toml"],
+    ] {
+        let mut child = Command::new(common::binary())
+            .current_dir(common::repo_root())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
