@@ -19,8 +19,17 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 tick=$(getconf CLK_TCK)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# examples/sdk-api.toml requires an API key on the measured path (as load.py does): a copy of
+# the policy with its SQLite key store in a temporary directory, one key made there, and every
+# request carrying it, so the measured path is the authenticated one, not a 401.
+work=$(mktemp -d)
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+policy="$work/policy.toml"
+sed "s|\"sqlite:portcullis-keys.db\"|\"sqlite:$work/keys.db\"|" examples/sdk-api.toml >"$policy"
+key=$("$new" keys --config "$policy" create --tenant bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+auth=(-H "Authorization: Bearer $key")
 
 up=$(port)
 taskset -c 0 target/release/bench-upstream --listen "127.0.0.1:$up" >/dev/null 2>&1 &
@@ -29,7 +38,7 @@ declare -A pid_of port_of
 for t in old:info new:info old:warn new:warn; do
   bin=$old; [[ $t == new:* ]] && bin=$new
   p=$(port)
-  RUST_LOG=${t#*:} TOKIO_WORKER_THREADS=1 taskset -c 1 "$bin" serve --config examples/sdk-api.toml \
+  RUST_LOG=${t#*:} TOKIO_WORKER_THREADS=1 taskset -c 1 "$bin" serve --config "$policy" \
     --upstream "http://127.0.0.1:$up" --listen "127.0.0.1:$p" >/dev/null 2>&1 &
   pids+=($!)
   pid_of[$t]=$!
@@ -41,9 +50,10 @@ echo "round target log req/s cpu_us_per_req"
 for r in $(seq "$rounds"); do
   for t in old:info new:info old:warn new:warn; do
     url="http://127.0.0.1:${port_of[$t]}/v1/users/42"
-    taskset -c 0 wrk -t1 -c32 -d1s "$url" >/dev/null
+    taskset -c 0 wrk -t1 -c32 -d1s "${auth[@]}" "$url" >/dev/null
     c0=$(cpu "${pid_of[$t]}")
-    out=$(taskset -c 0 wrk -t1 -c32 -d4s "$url")
+    out=$(taskset -c 0 wrk -t1 -c32 -d4s "${auth[@]}" "$url")
+    if grep -q "Non-2xx" <<<"$out"; then echo "round $r $t: non-2xx answers, not the proxied path" >&2; exit 1; fi
     c1=$(cpu "${pid_of[$t]}")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -140,6 +140,8 @@ where
             for name in &route.remove {
                 headers.remove(name);
             }
+            // One growth for all of them rather than one per threshold crossed.
+            headers.reserve(route.insert.len());
             for (name, value) in &route.insert {
                 headers.insert(name.clone(), value.clone());
             }

@@ -36,7 +36,9 @@ pub fn apply(
         return;
     };
 
-    let xff = match joined(headers, &X_FORWARDED_FOR).filter(|_| trusted) {
+    // What an untrusted peer sent is never read, so not even joined.
+    let prior = |name: &HeaderName| if trusted { joined(headers, name) } else { None };
+    let xff = match prior(&X_FORWARDED_FOR) {
         Some(prior) => format!("{prior}, {ip_text}"),
         None => ip_text.clone(),
     };
@@ -50,26 +52,32 @@ pub fn apply(
         element.push_str(h);
         element.push('"');
     }
-    let forwarded = match joined(headers, &header::FORWARDED).filter(|_| trusted) {
+    let forwarded = match prior(&header::FORWARDED) {
         Some(prior) => format!("{prior}, {element}"),
         None => element,
     };
 
-    if !trusted {
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
-        headers.remove(&X_REAL_IP);
-    }
-    if !headers.contains_key(&X_REAL_IP) {
+    if trusted {
+        // A trusted proxy's values stand; ours fill in what it did not say.
+        if !headers.contains_key(&X_REAL_IP) {
+            headers.insert(X_REAL_IP, real_ip);
+        }
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        }
+        if let Some(h) = host
+            && !headers.contains_key(&X_FORWARDED_HOST)
+        {
+            headers.insert(X_FORWARDED_HOST, h.clone());
+        }
+    } else {
+        // `insert` replaces every value the client sent.
         headers.insert(X_REAL_IP, real_ip);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if let Some(h) = host
-        && !headers.contains_key(&X_FORWARDED_HOST)
-    {
-        headers.insert(X_FORWARDED_HOST, h.clone());
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
     }
     // Built only from an IP address and a validated Host value, so always a valid value.
     if let Ok(v) = HeaderValue::try_from(xff) {
@@ -119,6 +127,19 @@ mod tests {
             "for=203.0.113.9;proto=http;host=\"api.example\""
         );
         assert_eq!(h["x-forwarded-host"], "api.example");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
+    }
+
+    #[test]
+    fn an_untrusted_peers_forwarded_host_goes_even_without_a_host() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-host", "evil.example".parse().unwrap());
+        h.append("x-forwarded-host", "evil2.example".parse().unwrap());
+        h.append("x-real-ip", "1.2.3.4".parse().unwrap());
+        h.append("x-real-ip", "5.6.7.8".parse().unwrap());
+        apply(&mut h, peer("203.0.113.9:5000"), &[], None);
+        assert!(h.get("x-forwarded-host").is_none());
+        assert_eq!(h.get_all("x-real-ip").iter().count(), 1);
         assert_eq!(h["x-real-ip"], "203.0.113.9");
     }
 
