@@ -211,6 +211,19 @@ async fn forwarding_headers_come_from_the_gateway_not_the_client() {
         upstream.last().header("x-forwarded-for"),
         Some("198.51.100.7, 127.0.0.1")
     );
+    // X-Real-IP is the client the gateway resolved (what its IP lists and limits key on),
+    // whatever the proxy said.
+    let req = client
+        .request("GET", "/x")
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-real-ip", "6.6.6.6")
+        .body(Full::default())
+        .unwrap();
+    client.send(req).await;
+    assert_eq!(
+        upstream.last().header_all("x-real-ip"),
+        vec!["198.51.100.7"]
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 //!
 //! A client's own forwarding headers are believed only when the peer is a trusted proxy; from
 //! anyone else they are replaced, never appended to, so a client cannot choose the address the
-//! upstream logs or rate-limits.
+//! upstream logs or rate-limits. `X-Real-IP` is always the gateway's own answer: the client IP
+//! it resolved (`portcullis_layers::client_ip`), the one its IP lists, rate limits, lockouts and
+//! logs use, so the upstream and the gateway never disagree on who called.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,18 +23,26 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// Rewrites the forwarding headers of a request arriving from `peer` over plain HTTP.
+/// `client` is the client IP the gateway resolved (the peer when it is not a trusted proxy);
 /// `host` is the Host the client asked for, if any.
 pub fn apply(
     headers: &mut HeaderMap,
     peer: SocketAddr,
+    client: Option<IpAddr>,
     trusted: &[IpNet],
     host: Option<&HeaderValue>,
 ) {
     let ip = peer.ip().to_canonical();
     let trusted = is_trusted(ip, trusted);
     let ip_text = ip.to_string();
+    let client = client.map_or(ip, |c| c.to_canonical());
     // An IP address's text is always a valid header value.
-    let Ok(real_ip) = HeaderValue::try_from(ip_text.as_str()) else {
+    let real_ip = if client == ip {
+        HeaderValue::try_from(ip_text.as_str())
+    } else {
+        HeaderValue::try_from(client.to_string())
+    };
+    let Ok(real_ip) = real_ip else {
         return;
     };
 
@@ -57,11 +67,10 @@ pub fn apply(
         None => element,
     };
 
+    // `insert` replaces every value a client or proxy sent.
+    headers.insert(X_REAL_IP, real_ip);
     if trusted {
         // A trusted proxy's values stand; ours fill in what it did not say.
-        if !headers.contains_key(&X_REAL_IP) {
-            headers.insert(X_REAL_IP, real_ip);
-        }
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
@@ -71,8 +80,6 @@ pub fn apply(
             headers.insert(X_FORWARDED_HOST, h.clone());
         }
     } else {
-        // `insert` replaces every value the client sent.
-        headers.insert(X_REAL_IP, real_ip);
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         match host {
             Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
@@ -117,6 +124,7 @@ mod tests {
         apply(
             &mut h,
             peer("203.0.113.9:5000"),
+            None,
             &[],
             Some(&HeaderValue::from_static("api.example")),
         );
@@ -137,7 +145,7 @@ mod tests {
         h.append("x-forwarded-host", "evil2.example".parse().unwrap());
         h.append("x-real-ip", "1.2.3.4".parse().unwrap());
         h.append("x-real-ip", "5.6.7.8".parse().unwrap());
-        apply(&mut h, peer("203.0.113.9:5000"), &[], None);
+        apply(&mut h, peer("203.0.113.9:5000"), None, &[], None);
         assert!(h.get("x-forwarded-host").is_none());
         assert_eq!(h.get_all("x-real-ip").iter().count(), 1);
         assert_eq!(h["x-real-ip"], "203.0.113.9");
@@ -149,8 +157,12 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
-        apply(&mut h, peer("10.1.2.3:5000"), &trusted, None);
+        h.insert("x-real-ip", "6.6.6.6".parse().unwrap());
+        let client = Some("1.2.3.4".parse().unwrap());
+        apply(&mut h, peer("10.1.2.3:5000"), client, &trusted, None);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.1.2.3");
+        // The client the gateway resolved, not the proxy, nor what the proxy said.
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=10.1.2.3;proto=http");
     }
@@ -158,10 +170,10 @@ mod tests {
     #[test]
     fn ipv6_nodes_are_quoted_and_mapped_v4_is_canonical() {
         let mut h = HeaderMap::new();
-        apply(&mut h, peer("[::1]:5000"), &[], None);
+        apply(&mut h, peer("[::1]:5000"), None, &[], None);
         assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
         let mut h = HeaderMap::new();
-        apply(&mut h, peer("[::ffff:192.0.2.1]:5000"), &[], None);
+        apply(&mut h, peer("[::ffff:192.0.2.1]:5000"), None, &[], None);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
     }
 }

@@ -25,8 +25,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
-use portcullis_layers::Rejection;
 use portcullis_layers::framing::strip_hop_by_hop;
+use portcullis_layers::{ClientIp, Rejection};
 use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
 use tower::Service;
 
@@ -168,9 +168,11 @@ impl Inner {
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
         if let Some(PeerAddr(peer)) = parts.extensions.get::<PeerAddr>().copied() {
+            let client = parts.extensions.get::<ClientIp>().map(|c| c.addr);
             forwarded::apply(
                 &mut parts.headers,
                 peer,
+                client,
                 &self.trusted_proxies,
                 client_host.as_ref(),
             );
