@@ -114,8 +114,12 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawLockout>) -> LockoutSettings {
         return LockoutSettings::default();
     };
     let store = state_store::build(cx, &at.key("store"), raw.store);
-    let on_store_error =
-        state_store::on_store_error(cx, &at.key("on-store-error"), raw.on_store_error.as_deref());
+    let on_store_error = state_store::on_store_error(
+        cx,
+        &at.key("on-store-error"),
+        raw.on_store_error.as_deref(),
+        &store,
+    );
     let max_entries = state_store::capacity(
         cx,
         &at.key("max-entries"),
@@ -358,6 +362,21 @@ mod tests {
                 "{path}:{line} in {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_fail_mode_for_the_memory_store_warns() {
+        let compiled = compile(
+            "[lockout]\non-store-error = \"fail-closed\"\n\
+             [lockout.rules.login]\naccount-field = \"user\"\n\
+             [[route]]\nname = \"login\"\npaths = [\"/login\"]\nlockout = \"login\"\n",
+        )
+        .unwrap();
+        let d = diags(&compiled.warnings);
+        assert!(
+            d.contains(&("lockout.on-store-error".into(), Severity::Warning, Some(3))),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -186,17 +186,12 @@ pub(crate) fn build(cx: &mut Cx, raw: Option<RawRateLimits>) -> RateLimits {
         return RateLimits::default();
     };
     let store = state_store::build(cx, &at.key("store"), raw.store);
-    let on_store_error =
-        state_store::on_store_error(cx, &at.key("on-store-error"), raw.on_store_error.as_deref());
-    if raw.on_store_error.is_some() && !store.is_shared() {
-        cx.diags.push(
-            Diagnostic::warning(
-                at.key("on-store-error"),
-                "the counters are in memory, which cannot be unreachable: this does nothing",
-            )
-            .with_help("it applies with `store = { env = \"REDIS_URL\" }`"),
-        );
-    }
+    let on_store_error = state_store::on_store_error(
+        cx,
+        &at.key("on-store-error"),
+        raw.on_store_error.as_deref(),
+        &store,
+    );
     let max_buckets = state_store::capacity(
         cx,
         &at.key("max-buckets"),

@@ -18,8 +18,23 @@ pub enum OnStoreError {
     FailClosed,
 }
 
-/// `on-store-error = "fail-open" | "fail-closed"`; absent: fail-open.
-pub(crate) fn on_store_error(cx: &mut Cx, at: &KeyPath, raw: Option<&str>) -> OnStoreError {
+/// `on-store-error = "fail-open" | "fail-closed"`; absent: fail-open. Written beside an
+/// in-memory `store`, which cannot be unreachable, it is a warning: it does nothing.
+pub(crate) fn on_store_error(
+    cx: &mut Cx,
+    at: &KeyPath,
+    raw: Option<&str>,
+    store: &StateStore,
+) -> OnStoreError {
+    if raw.is_some() && !store.is_shared() {
+        cx.diags.push(
+            Diagnostic::warning(
+                at.clone(),
+                "the state is in memory, which cannot be unreachable: this does nothing",
+            )
+            .with_help("it applies with `store = { env = \"REDIS_URL\" }`"),
+        );
+    }
     match raw {
         None | Some("fail-open") => OnStoreError::FailOpen,
         Some("fail-closed") => OnStoreError::FailClosed,
