@@ -189,3 +189,50 @@ async fn form_bodies_and_bodies_without_the_field() {
         .unwrap();
     assert_eq!(client.send(big).await.status, 413);
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server (CI runs it)"]
+async fn redis_going_away_still_locks_out_with_fail_open_and_refuses_with_fail_closed() {
+    let mut redis = common::private_redis::PrivateRedis::start();
+    let policy = |mode: &str| {
+        POLICY.replace(
+            "[lockout.rules.password]",
+            &format!(
+                "[lockout]\nstore = \"{}\"\non-store-error = \"{mode}\"\n\n[lockout.rules.password]",
+                redis.url()
+            ),
+        )
+    };
+    let upstream = portcullis_test::TestUpstream::start().await;
+    let open = GatewayProcess::start(
+        common::binary(),
+        &policy("fail-open"),
+        Some(&upstream.url()),
+        &[],
+    );
+    let closed = GatewayProcess::start(
+        common::binary(),
+        &policy("fail-closed"),
+        Some(&upstream.url()),
+        &[],
+    );
+    // Redis up: failures counted there.
+    assert_eq!(attempt(&open, 401, "192.0.2.1", "a@x").await.status, 401);
+
+    redis.stop();
+    // fail-open: not let through unchecked. A brute-force run still meets the rule, counted
+    // in this instance's memory: three failures, then locked.
+    for _ in 0..3 {
+        let reply = attempt(&open, 401, "192.0.2.2", "b@x").await;
+        assert_eq!(reply.status, 401, "{:?}", reply.body);
+    }
+    assert_locked(&attempt(&open, 200, "192.0.2.2", "b@x").await);
+    // fail-closed: no attempt is judged without the shared count.
+    let refused = attempt(&closed, 401, "192.0.2.3", "c@x").await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "lockout_unavailable");
+
+    let log = open.output().join("\n");
+    assert!(log.contains("the shared lockout store failed"), "{log}");
+    drop(redis);
+}

@@ -65,8 +65,8 @@ pub struct RawLockoutRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockoutSettings {
     pub store: StateStore,
-    /// While the shared store cannot be reached: `FailOpen` lets attempts through unchecked and
-    /// uncounted (logged and counted); `FailClosed` refuses them with `503`.
+    /// While the shared store cannot be reached: `FailOpen` counts in each instance's memory
+    /// (the same rules, per instance); `FailClosed` refuses attempts with `503`.
     pub on_store_error: OnStoreError,
     /// Most accounts and addresses the in-memory store tracks at once.
     pub max_entries: usize,

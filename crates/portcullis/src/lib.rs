@@ -27,6 +27,7 @@ pub mod security_txt;
 pub mod server;
 pub mod signing;
 pub mod stack;
+mod store_outage;
 pub mod telemetry;
 pub mod tenant_rates;
 pub mod wire_framing;

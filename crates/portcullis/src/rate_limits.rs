@@ -10,9 +10,10 @@
 //! trip to every request), then tried again: the gateway goes back to shared counts by itself.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::secret_source::{self, SourceError};
+use crate::store_outage::Outage;
 use portcullis_layers::rate_limit::{KeySource, RouteQuota};
 use portcullis_policy::Policy;
 use portcullis_policy::rate_limit::{OnStoreError, QuotaRule, Rate, RateKey};
@@ -21,9 +22,6 @@ use portcullis_store::{
     BoxFuture, MemoryRateStore, Quota, RateCheck, RateDecision, RateStore, RedisRateStore,
     StoreError, SystemClock,
 };
-use tokio::time::Instant;
-
-use crate::secret_source::{self, SourceError};
 
 /// Why the rate-limit store could not be opened. Never contains the Redis URL (it may carry a
 /// password).
@@ -113,20 +111,13 @@ pub async fn open(policy: &Policy) -> Result<Arc<dyn RateStore>, RateLimitError>
     }
 }
 
-/// How long a failed shared store is left alone before it is tried again.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
-
 /// A shared store with the policy's answer for when it cannot be reached; see the module docs.
 #[derive(Debug)]
 pub struct FailoverRateStore {
     shared: Arc<dyn RateStore>,
     local: Arc<MemoryRateStore>,
     mode: OnStoreError,
-    started: Instant,
-    /// Nanoseconds after `started` before which the shared store is not tried; 0: healthy.
-    skip_until: AtomicU64,
-    /// Whether an outage is in progress (logged once at each edge).
-    down: AtomicBool,
+    outage: Outage,
 }
 
 impl FailoverRateStore {
@@ -139,23 +130,13 @@ impl FailoverRateStore {
             shared,
             local,
             mode,
-            started: Instant::now(),
-            skip_until: AtomicU64::new(0),
-            down: AtomicBool::new(false),
+            outage: Outage::new(),
         }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn failed(&self, error: &StoreError) {
         metrics::counter!("portcullis_rate_limit_store_errors_total").increment(1);
-        let until = self
-            .now()
-            .saturating_add(u64::try_from(RETRY_AFTER_FAILURE.as_nanos()).unwrap_or(u64::MAX));
-        self.skip_until.store(until.max(1), Ordering::Relaxed);
-        if !self.down.swap(true, Ordering::Relaxed) {
+        if self.outage.failed() {
             let fallback = match self.mode {
                 OnStoreError::FailOpen => "counting in this instance's memory (fail-open)",
                 OnStoreError::FailClosed => "refusing rate-limited requests with 503 (fail-closed)",
@@ -186,8 +167,7 @@ impl RateStore for FailoverRateStore {
         checks: &'a [RateCheck<'a>],
     ) -> BoxFuture<'a, Result<RateDecision, StoreError>> {
         Box::pin(async move {
-            let skip_until = self.skip_until.load(Ordering::Relaxed);
-            if skip_until != 0 && self.now() < skip_until {
+            if self.outage.skipping() {
                 return self.fallback(
                     checks,
                     StoreError::Backend("the shared rate-limit store is unavailable".into()),
@@ -195,10 +175,7 @@ impl RateStore for FailoverRateStore {
             }
             match self.shared.check(checks).await {
                 Ok(decision) => {
-                    if skip_until != 0 {
-                        self.skip_until.store(0, Ordering::Relaxed);
-                    }
-                    if self.down.swap(false, Ordering::Relaxed) {
+                    if self.outage.answered() {
                         tracing::warn!(
                             target: "portcullis::rate_limit",
                             "the shared rate-limit store answers again; counting there"
@@ -217,11 +194,12 @@ impl RateStore for FailoverRateStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use portcullis_store::{Clock, ManualClock};
 
     use super::*;
+    use crate::store_outage::RETRY_AFTER_FAILURE;
 
     /// A shared store that fails while `down` is set, and counts the calls that reach it.
     #[derive(Debug)]
@@ -295,7 +273,7 @@ mod tests {
         tokio::time::sleep(RETRY_AFTER_FAILURE + Duration::from_millis(20)).await;
         assert!(decide(&store).await.unwrap().allowed());
         assert_eq!(shared.calls.load(Ordering::Relaxed), 2);
-        assert!(!store.down.load(Ordering::Relaxed));
+        assert!(!store.outage.is_down());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod private_redis;
+
 pub fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_portcullis"))
 }

@@ -77,7 +77,7 @@ pub fn section(policy: &Policy) -> Section {
     let mut error_line = vec![text("When the store cannot be reached: ")];
     error_line.extend(on_store_error(
         lockout.on_store_error,
-        "attempts go through unchecked and uncounted (logged).",
+        "failures are counted and locks applied in each gateway instance's own memory until it answers again (logged).",
         vec![text("attempts are refused ("), code("503"), text(").")],
     ));
     s.list(vec![store_line, error_line]);
