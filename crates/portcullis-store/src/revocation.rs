@@ -8,7 +8,7 @@
 //!
 //! A revocation is kept until the token's own expiry (`expires_at`, its `exp`): after that the
 //! token is refused anyway, so the entry can go, and the list stays as small as the set of
-//! revoked tokens that are still alive. [`KeyStore::purge_expired_revocations`] deletes them;
+//! revoked tokens that are still alive. [`KeyStore::purge_expired_revocations`](crate::KeyStore::purge_expired_revocations) deletes them;
 //! the snapshot leaves them out whether or not they were purged. Suspended subjects have no
 //! expiry: a suspension lasts until it is lifted.
 //!

@@ -585,7 +585,7 @@ pub async fn unsuspend_subject(
 }
 
 /// Gives `tenant` its own rate for the policy's quota `quota` (its plan): `limit` requests per
-/// `per`, bursts of `burst`. Every gateway applies it within [`revocation_within`]'s delay. The
+/// `per`, bursts of `burst`. Every gateway applies it within [`REVOCATION_EFFECTIVE_WITHIN`]. The
 /// quota must be one of `limits`' quotas counted after authentication (per API key, tenant or
 /// subject): the tenant is not known before. Replaces the tenant's earlier rate for the quota.
 pub async fn set_tenant_rate(

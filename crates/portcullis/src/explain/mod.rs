@@ -6,7 +6,7 @@
 //!   stand-in upstream that answers `200 {}`; the response (status, the rejection's code and
 //!   message, every header the client would get) and what the upstream received are the
 //!   gateway's own answer, not a model of it.
-//! - **The reasons** ([`steps`]): for each pipeline step, what in the policy and the request
+//! - **The reasons** (`steps.rs`): for each pipeline step, what in the policy and the request
 //!   decides it (the route and the pattern that matched, the origin entry a CORS origin
 //!   matched, the CSRF rule that let a request through, the quotas and the key they count by),
 //!   computed with the same functions the layers use.
