@@ -312,6 +312,10 @@ cache-control = "public, max-age=30"
 
 [default-route]
 cache-control = "no-store"
+
+[disclosure]
+contact = ["mailto:security@example.com"]
+expires = 2030-01-01T00:00:00Z
 "#;
 
 #[tokio::test]
@@ -336,6 +340,7 @@ async fn a_misconfigured_server_shows_every_drift_class() {
         "cors-allowed-origin-refused",
         "cors-vary-missing",
         "csrf-cross-site-accepted",
+        "security-txt-drift",
     ] {
         assert!(
             checks.iter().any(|c| c == expected),

@@ -139,3 +139,29 @@ async fn preflights_to_private_routes_are_answered_without_a_key() {
     assert_eq!(reply.header("access-control-allow-origin"), Some(DASHBOARD));
     assert!(s.upstream.received().is_empty());
 }
+
+#[tokio::test]
+async fn security_txt_is_public_where_everything_else_needs_a_key() {
+    let s = setup().await;
+    // The default route requires a key; the disclosure file must not (RFC 9116).
+    let reply = get(&s.gw, "/.well-known/security.txt", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("Contact: "),
+        "{:?}",
+        reply.body
+    );
+    // Answered by the gateway, with the route's posture.
+    assert!(s.upstream.received().is_empty());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        get(&s.gw, "/v1/elsewhere", &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

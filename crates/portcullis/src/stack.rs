@@ -45,7 +45,9 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 ///    path normalisation and route match; then the route's IP allow/deny lists (`ip-filter`),
 ///    before CORS so a refused client gets no CORS answer either (docs/gateway.md's step 6a)
 /// 7. CORS: preflights answered (or refused) here, before authentication; CORS headers on
-///    the way out; WebSocket upgrade origins checked
+///    the way out; WebSocket upgrade origins checked; then `/.well-known/security.txt`,
+///    answered from `[disclosure]`: the file is public by definition (RFC 9116), so no route's
+///    credentials, quotas or CSRF rule stand before it (docs/gateway.md's step 11)
 /// 8. rate limits keyed by client IP or a header (`[rate-limit]`), before credentials are
 ///    checked; then authentication: identity headers stripped, the route's credential
 ///    verified, tenant, scopes and role checked, the verified identity set for the upstream;
@@ -61,7 +63,6 @@ use crate::security_txt::{SecurityTxt, SecurityTxtLayer};
 ///    every request (docs/gateway.md's step 8b)
 /// 9. CSRF: cookie-authenticated unsafe requests must come from a trusted origin
 /// 10. cookie rules on the upstream's `Set-Cookie`
-/// 11. `/.well-known/security.txt`
 ///
 /// then the wrapped service: the reverse proxy in `portcullis serve`, or your own router.
 ///
@@ -102,14 +103,16 @@ pub struct PolicyLayer {
 /// The service [`PolicyLayer`] wraps around `S`.
 pub type PolicyService<S> = CorrelationIdService<
     AccessLog<
-        RenderErrors<ResponsePosture<Framing<Routing<Cors<Auth<Signature<BrowserChecks<S>>>>>>>>,
+        RenderErrors<
+            ResponsePosture<Framing<Routing<Cors<SecurityTxt<Auth<Signature<BrowserChecks<S>>>>>>>>,
+        >,
     >,
 >;
 
 /// The optional layers inside CORS: the CSRF check and the cookie rules, each present only
 /// when the policy has it.
 pub type BrowserChecks<S> = Either<Csrf<Cookies<S>>, Cookies<S>>;
-type Cookies<S> = Either<CookiePolicy<SecurityTxt<S>>, SecurityTxt<S>>;
+type Cookies<S> = Either<CookiePolicy<S>, S>;
 
 impl PolicyLayer {
     pub fn new(policy: impl Into<Arc<Policy>>) -> Self {
@@ -256,7 +259,7 @@ impl<S> Layer<S> for PolicyLayer {
     type Service = PolicyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let svc = self.security_txt.layer(inner);
+        let svc = inner;
         let svc = match &self.cookies {
             Some(cookies) => Either::Left(cookies.layer(svc)),
             None => Either::Right(svc),
@@ -267,6 +270,7 @@ impl<S> Layer<S> for PolicyLayer {
         };
         let svc = self.signature.layer(svc);
         let svc = self.auth.layer(svc);
+        let svc = self.security_txt.layer(svc);
         let svc = self.cors.layer(svc);
         let svc = self.routing.layer(svc);
         let svc = self.framing.layer(svc);

@@ -35,6 +35,8 @@ const ABSENT: &str = "absent";
 pub struct Observed {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// Read only for the requests that need it (security.txt).
+    pub body: Option<bytes::Bytes>,
 }
 
 /// Every finding for one response to `request`.
@@ -66,8 +68,64 @@ pub fn check(policy: &Policy, request: &PlannedRequest, observed: &Observed) -> 
             unlisted_preflight(origin, observed, &mut out);
         }
         Purpose::CrossSitePost => cross_site_post(observed, &mut out),
+        Purpose::SecurityTxt { lines } => security_txt(lines, observed, &mut out),
     }
     out.found
+}
+
+/// The policy's security.txt must be served as text with each of its lines (field names
+/// compared as RFC 9116 does, without case; other lines and comments are the server's own).
+fn security_txt(lines: &[String], observed: &Observed, out: &mut Findings<'_>) {
+    let expected = "200, text/plain, with the policy's [disclosure] fields";
+    if observed.status != StatusCode::OK {
+        out.push(
+            Check::SecurityTxtDrift,
+            expected,
+            observed.status.to_string(),
+        );
+        return;
+    }
+    let content_type = joined(&observed.headers, &http::header::CONTENT_TYPE).unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("text/plain") {
+        out.push(
+            Check::SecurityTxtDrift,
+            expected,
+            format!(
+                "Content-Type: {}",
+                if content_type.is_empty() {
+                    ABSENT
+                } else {
+                    &content_type
+                }
+            ),
+        );
+        return;
+    }
+    let body = observed.body.as_deref().unwrap_or_default();
+    let served: Vec<String> = String::from_utf8_lossy(body)
+        .lines()
+        .map(normalise_field)
+        .collect();
+    let missing: Vec<&str> = lines
+        .iter()
+        .filter(|line| !served.contains(&normalise_field(line)))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        out.push(
+            Check::SecurityTxtDrift,
+            missing.join("; "),
+            "absent from the served file",
+        );
+    }
+}
+
+/// `Contact:  mailto:x` as `contact: mailto:x`: the field name without case, the value as is.
+fn normalise_field(line: &str) -> String {
+    match line.trim().split_once(':') {
+        Some((name, value)) => format!("{}: {}", name.trim().to_ascii_lowercase(), value.trim()),
+        None => line.trim().to_owned(),
+    }
 }
 
 struct Findings<'a> {
@@ -374,6 +432,7 @@ cross-origin-embedder-policy = "no embeddable surfaces"
         let observed = Observed {
             status: StatusCode::from_u16(status).unwrap(),
             headers,
+            body: None,
         };
         check(&policy, request, &observed)
             .into_iter()
@@ -460,6 +519,7 @@ cross-origin-embedder-policy = "no embeddable surfaces"
         let observed = Observed {
             status: StatusCode::OK,
             headers,
+            body: None,
         };
         assert_eq!(check(&p2, &plan.requests[1], &observed), []);
     }
@@ -485,10 +545,18 @@ cross-origin-embedder-policy = "no embeddable surfaces"
             for name in RATE_LIMIT_HEADERS {
                 headers.remove(*name);
             }
-            check(p, &plan.requests[0], &Observed { status, headers })
-                .into_iter()
-                .map(|f| f.check)
-                .collect::<Vec<_>>()
+            check(
+                p,
+                &plan.requests[0],
+                &Observed {
+                    status,
+                    headers,
+                    body: None,
+                },
+            )
+            .into_iter()
+            .map(|f| f.check)
+            .collect::<Vec<_>>()
         };
         // Only counted after authentication: a 401 carries none.
         let after = with_auth(r#"["per-key"]"#);
@@ -516,6 +584,7 @@ cross-origin-embedder-policy = "no embeddable surfaces"
         let observed = Observed {
             status: StatusCode::OK,
             headers,
+            body: None,
         };
         assert_eq!(check(&p, &plan.requests[0], &observed), []);
     }
@@ -574,6 +643,60 @@ cross-origin-embedder-policy = "no embeddable surfaces"
         assert_eq!(
             run(2, 201, conforming(&p, 0)),
             [Check::CsrfCrossSiteAccepted]
+        );
+    }
+
+    #[test]
+    fn security_txt_must_carry_the_policys_fields() {
+        let p = load_str(
+            "t.toml",
+            "environment = \"development\"\n[disclosure]\ncontact = [\"mailto:security@example.com\"]\nexpires = 2030-01-01T00:00:00Z\n",
+            &CompileOptions::default(),
+        )
+        .unwrap()
+        .policy;
+        let plan = crate::probe::plan::plan(&p);
+        let request = plan
+            .requests
+            .iter()
+            .find(|r| matches!(r.purpose, Purpose::SecurityTxt { .. }))
+            .unwrap();
+        let served = |status: u16, content_type: Option<&str>, body: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-correlation-id", "abc".parse().unwrap());
+            if let Some(ct) = content_type {
+                headers.insert("content-type", ct.parse().unwrap());
+            }
+            let observed = Observed {
+                status: StatusCode::from_u16(status).unwrap(),
+                headers,
+                body: Some(bytes::Bytes::from(body.to_owned())),
+            };
+            check(&p, request, &observed)
+                .into_iter()
+                .filter(|f| f.check == Check::SecurityTxtDrift)
+                .collect::<Vec<_>>()
+        };
+        let good = p.disclosure.as_ref().unwrap().to_security_txt();
+        assert!(served(200, Some("text/plain; charset=utf-8"), &good).is_empty());
+        // Field names without case, extra lines and comments are the server's own.
+        let relaxed = format!(
+            "# ours\n{}\nHiring: https://jobs.example",
+            good.replace("Contact:", "CONTACT:")
+        );
+        assert!(served(200, Some("text/plain"), &relaxed).is_empty());
+        assert_eq!(served(404, Some("text/plain"), &good).len(), 1);
+        assert_eq!(served(200, Some("application/json"), &good).len(), 1);
+        assert_eq!(served(200, None, &good).len(), 1);
+        let other = served(
+            200,
+            Some("text/plain"),
+            "Contact: mailto:someone@else\nExpires: 2030-01-01T00:00:00Z\n",
+        );
+        assert_eq!(other.len(), 1);
+        assert!(
+            other[0].expected.contains("mailto:security@example.com"),
+            "{other:?}"
         );
     }
 }

@@ -14,14 +14,17 @@ use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::uri::{Authority, Scheme};
 use http::{Request, Uri};
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::checks::Observed;
-use super::plan::PlannedRequest;
+use super::plan::{PlannedRequest, Purpose};
+
+/// The largest body the probe reads (a security.txt is a few hundred bytes).
+const MAX_BODY: usize = 32 * 1024;
 
 /// The deployment under test: an origin, `http://host[:port]` or `https://host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,10 +170,24 @@ impl ProbeClient {
             .await
             .map_err(|_| SendError::Timeout(self.timeout))?
             .map_err(|e| SendError::Transport(chain(&e)))?;
-        let (parts, _body) = response.into_parts();
+        let (parts, body) = response.into_parts();
+        // Only a security.txt's body is read, bounded in size and time: a streaming route
+        // must not hang the probe, and nothing else needs a body.
+        let body = match planned.purpose {
+            Purpose::SecurityTxt { .. } => {
+                let read = Limited::new(body, MAX_BODY).collect();
+                let collected = tokio::time::timeout(self.timeout, read)
+                    .await
+                    .map_err(|_| SendError::Timeout(self.timeout))?;
+                // Too large or broken off: judged as no readable file.
+                Some(collected.map(|c| c.to_bytes()).unwrap_or_default())
+            }
+            _ => None,
+        };
         Ok(Observed {
             status: parts.status,
             headers: parts.headers,
+            body,
         })
     }
 }

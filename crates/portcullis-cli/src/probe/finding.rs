@@ -33,11 +33,13 @@ pub enum Check {
     CorsVaryMissing,
     /// A cross-site, cookie-bearing `POST` was accepted.
     CsrfCrossSiteAccepted,
+    /// `/.well-known/security.txt` is not served as the policy's `[disclosure]` says.
+    SecurityTxtDrift,
 }
 
 impl Check {
     #[cfg(test)]
-    pub const ALL: [Check; 14] = [
+    pub const ALL: [Check; 15] = [
         Check::HeaderMissing,
         Check::HeaderMismatch,
         Check::HeaderExtra,
@@ -52,6 +54,7 @@ impl Check {
         Check::CorsAllowedOriginRefused,
         Check::CorsVaryMissing,
         Check::CsrfCrossSiteAccepted,
+        Check::SecurityTxtDrift,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Check {
             Check::CorsAllowedOriginRefused => "cors-allowed-origin-refused",
             Check::CorsVaryMissing => "cors-vary-missing",
             Check::CsrfCrossSiteAccepted => "csrf-cross-site-accepted",
+            Check::SecurityTxtDrift => "security-txt-drift",
         }
     }
 }

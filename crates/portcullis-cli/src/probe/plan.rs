@@ -54,7 +54,13 @@ pub enum Purpose {
     },
     /// A cross-site `POST` riding on a cookie: the CSRF check must refuse it.
     CrossSitePost,
+    /// `GET /.well-known/security.txt`: it must be served, as text, with every line the
+    /// policy's `[disclosure]` gives (`Contact: …`, `Expires: …`, …). Its body is read.
+    SecurityTxt { lines: Vec<String> },
 }
+
+/// Where RFC 9116 puts the disclosure file.
+pub const SECURITY_TXT_PATH: &str = "/.well-known/security.txt";
 
 /// One request of the plan.
 #[derive(Debug, Clone)]
@@ -87,6 +93,7 @@ impl fmt::Display for PlannedRequest {
             Purpose::CrossSitePost => {
                 write!(f, " (cross-site from {CROSS_SITE_ORIGIN}, with a cookie)")
             }
+            Purpose::SecurityTxt { .. } => Ok(()),
         }
     }
 }
@@ -203,8 +210,24 @@ pub fn plan(policy: &Policy) -> Plan {
             ));
         }
     }
+    let security_txt = policy.disclosure.as_ref().map(|disclosure| {
+        let (index, route) = policy.match_route(SECURITY_TXT_PATH);
+        let lines = disclosure
+            .to_security_txt()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        request(
+            index,
+            route,
+            Method::GET,
+            SECURITY_TXT_PATH,
+            Purpose::SecurityTxt { lines },
+        )
+    });
     let mut requests: Vec<PlannedRequest> = gets
         .into_iter()
+        .chain(security_txt)
         .chain(csrf)
         .chain(allowed)
         .chain(unlisted)
@@ -337,7 +360,7 @@ fn preflight(
         Purpose::AllowedPreflight { origin, .. } | Purpose::UnlistedPreflight { origin, .. } => {
             origin.clone()
         }
-        Purpose::Posture | Purpose::CrossSitePost => String::new(),
+        Purpose::Posture | Purpose::CrossSitePost | Purpose::SecurityTxt { .. } => String::new(),
     };
     let mut req = request(index, route, Method::OPTIONS, path, purpose);
     req.headers = [
