@@ -12,6 +12,7 @@
 
 pub mod admin;
 mod cross_origin;
+mod error_chain;
 pub mod explain;
 mod identity;
 pub mod jwt_keys;
@@ -35,5 +36,6 @@ pub mod wire_framing;
 pub use portcullis_layers as layers;
 pub use portcullis_policy as policy;
 
+pub use error_chain::error_chain;
 pub use server::{Gateway, ServeError, shutdown_signal};
 pub use stack::{BrowserChecks, PolicyLayer, PolicyService};

@@ -5,7 +5,6 @@
 //! events) cannot hold the probe. Redirects are not followed: the policy's posture is on the
 //! redirect itself. No connection is reused, so every request is judged on its own.
 
-use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +168,7 @@ impl ProbeClient {
         let response = tokio::time::timeout(self.timeout, self.client.request(request))
             .await
             .map_err(|_| SendError::Timeout(self.timeout))?
-            .map_err(|e| SendError::Transport(chain(&e)))?;
+            .map_err(|e| SendError::Transport(portcullis::error_chain(&e)))?;
         let (parts, body) = response.into_parts();
         // Only a security.txt's body is read, bounded in size and time: a streaming route
         // must not hang the probe, and nothing else needs a body.
@@ -190,19 +189,6 @@ impl ProbeClient {
             body,
         })
     }
-}
-
-/// The error and its causes on one line: the client's own message is only "client error
-/// (Connect)"; the causes say "Connection refused" or which certificate check failed.
-fn chain(error: &hyper_util::client::legacy::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! Errors never carry the URL: its query may hold a token. Callers name the key path and the
 //! host.
 
-use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +105,7 @@ impl JwksClient {
             .client
             .request(request)
             .await
-            .map_err(|e| FetchError::Request(chain(&e)))?;
+            .map_err(|e| FetchError::Request(crate::error_chain(&e)))?;
         if response.status() != StatusCode::OK {
             return Err(FetchError::Status(response.status()));
         }
@@ -122,19 +121,6 @@ impl JwksClient {
             })?;
         Ok(body.to_bytes())
     }
-}
-
-/// An error and its causes on one line: the legacy client's own message is only "client error
-/// (Connect)"; the cause says "Connection refused" or which certificate check failed.
-fn chain(error: &hyper_util::client::legacy::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

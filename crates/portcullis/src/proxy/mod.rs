@@ -12,7 +12,6 @@ pub mod forwarded;
 pub mod websocket;
 
 use std::convert::Infallible;
-use std::error::Error as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -211,7 +210,7 @@ impl Inner {
                     self.request_timeout
                 ))
             })?
-            .map_err(|e| Rejection::bad_gateway(error_chain(&e)))?;
+            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?;
 
         let (mut parts, body) = response.into_parts();
         if parts.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -227,16 +226,4 @@ impl Inner {
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, ProxyBody::upstream(body)))
     }
-}
-
-/// An error and its sources, `a: b: c`, for the (development-only) error detail and the log.
-fn error_chain(error: &hyper_util::client::legacy::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
