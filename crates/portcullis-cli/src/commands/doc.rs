@@ -72,6 +72,7 @@ pub fn run(args: Args) -> ExitCode {
             sha256: &sha256_hex(&bytes),
             generated_at,
             policy: &compiled.policy,
+            warnings: &compiled.warnings,
         },
         args.format,
     );

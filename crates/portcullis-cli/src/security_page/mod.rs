@@ -16,7 +16,7 @@ mod wording;
 
 use std::time::SystemTime;
 
-use portcullis::policy::Policy;
+use portcullis::policy::{Diagnostics, Policy};
 
 use model::{Line, Page, code, text};
 
@@ -31,6 +31,8 @@ pub struct PageInput<'a> {
     /// are reproducible (tests pass a fixed time; the CLI honours `SOURCE_DATE_EPOCH`).
     pub generated_at: SystemTime,
     pub policy: &'a Policy,
+    /// What `check` warns about in this environment (listed on the page, last).
+    pub warnings: &'a Diagnostics,
 }
 
 /// Builds the page model for `input.policy`.
@@ -60,6 +62,10 @@ pub fn build(input: &PageInput<'_>) -> Page {
             input.file_name, policy.environment
         ),
         about,
-        sections: sections::all(policy),
+        sections: {
+            let mut all = sections::all(policy);
+            all.push(sections::warnings::section(input.warnings));
+            all
+        },
     }
 }

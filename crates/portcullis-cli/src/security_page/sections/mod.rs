@@ -12,6 +12,7 @@ mod headers;
 mod lockout;
 mod network;
 pub mod rate_limit;
+pub mod warnings;
 
 use portcullis::policy::Policy;
 
