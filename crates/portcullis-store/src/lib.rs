@@ -63,6 +63,7 @@ pub mod record;
 mod redis_script;
 pub mod replay;
 pub mod revocation;
+mod sharded;
 pub mod signing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;

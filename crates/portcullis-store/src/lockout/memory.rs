@@ -3,7 +3,8 @@
 //! Keys are spread over up to 64 shards, each a mutex around a map from a hash of the key to its
 //! state (failures, window start, level, locked-until and expiry; instants in nanoseconds since
 //! the Unix epoch, on the injected [`Clock`]). A call locks only the shards of its keys, so
-//! logins for different accounts rarely wait for each other.
+//! logins for different accounts rarely wait for each other. The table (hashing, shards, bound,
+//! purge pacing) is `sharded.rs`'s, shared with the rate-limit store.
 //!
 //! The hash is keyed ([`RandomState`], drawn once per store), as in
 //! [`MemoryRateStore`](crate::MemoryRateStore), so a client cannot choose keys that collide. Two
@@ -19,27 +20,16 @@
 //! [`StoreError::LockoutFull`] (fail closed) and records nothing. Keys already held are always
 //! served, and [`LockoutStore::locked`] and [`LockoutStore::record_success`] never need room.
 
-use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::ready;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{LockoutPolicy, LockoutStore};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::sharded::{Map, ShardState, Table};
 use crate::store::BoxFuture;
-
-/// Shards at most; a power of two.
-const MAX_SHARDS: usize = 64;
-/// A table is split into shards only as far as each keeps this many entries: the hash spreads
-/// keys evenly but not exactly, and a shard that is full refuses new keys while others have
-/// room. At 1 024 a shard's share varies by a few percent.
-const MIN_SHARD_CAPACITY: usize = 1024;
-/// How often a full shard may scan itself for expired entries to drop.
-const PURGE_INTERVAL_NANOS: u64 = 100_000_000;
 
 /// A [`LockoutStore`] in process memory, for a single gateway instance.
 ///
@@ -56,25 +46,8 @@ const PURGE_INTERVAL_NANOS: u64 = 100_000_000;
 /// tables keep their largest size.
 pub struct MemoryLockoutStore {
     clock: Arc<dyn Clock>,
-    hasher: RandomState,
-    shards: Box<[Shard]>,
-    /// `shards.len() - 1`.
-    shard_mask: usize,
-    shard_capacity: usize,
-    max_entries: usize,
-}
-
-/// One lock and its map, on a cache line of its own so that shards do not slow each other.
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard(Mutex<ShardState>);
-
-#[derive(Default)]
-struct ShardState {
     /// Keyed hash of the key → its state.
-    entries: HashMap<u64, Entry, BuildHasherDefault<IdentityHasher>>,
-    /// When this shard last dropped its expired entries.
-    last_purge: Option<u64>,
+    table: Table<Entry>,
 }
 
 /// One key's state; instants in nanoseconds since the Unix epoch. The default is an absent key.
@@ -88,52 +61,21 @@ struct Entry {
     expires_at: u64,
 }
 
-/// The maps' keys are keyed hashes already: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed here (`write_u64`); this is for completeness.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 impl MemoryLockoutStore {
     /// How many keys are held at most unless told otherwise.
     pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
     /// A store on `clock` holding at most `max_entries` keys (at least one).
     pub fn new(clock: Arc<dyn Clock>, max_entries: usize) -> Self {
-        let max_entries = max_entries.max(1);
-        let shard_count = (max_entries / MIN_SHARD_CAPACITY).clamp(1, MAX_SHARDS);
-        // The largest power of two not above it, so a mask picks the shard.
-        let shard_count = 1 << shard_count.ilog2();
         Self {
             clock,
-            hasher: RandomState::new(),
-            shards: (0..shard_count).map(|_| Shard::default()).collect(),
-            shard_mask: shard_count - 1,
-            shard_capacity: max_entries / shard_count,
-            max_entries,
+            table: Table::new(max_entries),
         }
     }
 
     /// How many keys are held (expired ones may linger until a shard needs their room).
     pub fn len(&self) -> usize {
-        (0..self.shards.len())
-            .map(|index| self.lock(index).entries.len())
-            .sum()
+        self.table.len()
     }
 
     /// Whether no key is held.
@@ -146,9 +88,9 @@ impl MemoryLockoutStore {
         let longest = keys
             .iter()
             .map(|key| {
-                let hash = self.hasher.hash_one(key);
-                let shard = self.lock(self.shard_of(hash));
-                live(&shard, hash, now).locked_until.saturating_sub(now)
+                let (index, hash) = self.table.locate(key);
+                let shard = self.table.lock(index);
+                live(&shard.map, hash, now).locked_until.saturating_sub(now)
             })
             .max()
             .unwrap_or(0);
@@ -163,28 +105,10 @@ impl MemoryLockoutStore {
         policy: &LockoutPolicy,
     ) -> Result<Vec<Option<Duration>>, StoreError> {
         let now = self.now();
-        let slots: Vec<(usize, u64)> = keys
-            .iter()
-            .map(|key| {
-                let hash = self.hasher.hash_one(key);
-                (self.shard_of(hash), hash)
-            })
-            .collect();
+        let slots: Vec<(usize, u64)> = keys.iter().map(|key| self.table.locate(key)).collect();
         // Allocated before the locks are taken, not while they are held.
         let mut locks = Vec::with_capacity(slots.len());
-        // The distinct shards, smallest index first (a call has a key or two: the quadratic
-        // search costs less than sorting into another allocation).
-        let mut guards: Vec<(usize, MutexGuard<'_, ShardState>)> = Vec::with_capacity(slots.len());
-        let mut last = None;
-        while let Some(next) = slots
-            .iter()
-            .map(|&(shard, _)| shard)
-            .filter(|&shard| last.is_none_or(|last| shard > last))
-            .min()
-        {
-            guards.push((next, self.lock(next)));
-            last = Some(next);
-        }
+        let mut guards = self.table.lock_all(slots.iter().map(|&(shard, _)| shard));
 
         // Room first, for every shard, so that a refusal records nothing anywhere.
         for (shard, guard) in &mut guards {
@@ -198,9 +122,9 @@ impl MemoryLockoutStore {
                 .position(|&(locked, _)| locked == shard)
                 .unwrap_or_default();
             let state = &mut guards[index].1;
-            let (changed, remaining) = fail(live(state, hash, now), now, policy);
+            let (changed, remaining) = fail(live(&state.map, hash, now), now, policy);
             if let Some(entry) = changed {
-                state.entries.insert(hash, entry);
+                state.map.insert(hash, entry);
             }
             locks.push((remaining > 0).then(|| Duration::from_nanos(remaining)));
         }
@@ -208,65 +132,39 @@ impl MemoryLockoutStore {
     }
 
     fn record_success_now(&self, key: &[u8]) {
-        let hash = self.hasher.hash_one(key);
-        self.lock(self.shard_of(hash)).entries.remove(&hash);
+        let (index, hash) = self.table.locate(key);
+        self.table.lock(index).map.remove(&hash);
     }
 
     /// Makes room in `state` (shard `shard`) for the keys of `slots` that it does not hold,
     /// dropping its expired entries if it must and may; refuses if there is still none.
     fn make_room(
         &self,
-        state: &mut ShardState,
+        state: &mut ShardState<Entry>,
         shard: usize,
         slots: &[(usize, u64)],
         now: u64,
     ) -> Result<(), StoreError> {
-        // Counted again after a purge: it may have dropped an expired entry of one of these keys.
-        let missing = |state: &ShardState| {
+        let missing = |map: &Map<Entry>| {
             slots
                 .iter()
                 .enumerate()
                 .filter(|&(i, &(s, hash))| {
-                    s == shard
-                        && !state.entries.contains_key(&hash)
-                        && !slots[..i].contains(&(s, hash))
+                    s == shard && !map.contains_key(&hash) && !slots[..i].contains(&(s, hash))
                 })
                 .count()
         };
-        if state.entries.len() + missing(state) <= self.shard_capacity {
-            return Ok(());
-        }
-        let may_purge = state
-            .last_purge
-            .is_none_or(|last| now.saturating_sub(last) >= PURGE_INTERVAL_NANOS);
-        if may_purge {
-            // An expired entry reads back the same when absent.
-            state.entries.retain(|_, entry| entry.expires_at > now);
-            state.last_purge = Some(now);
-        }
-        if state.entries.len() + missing(state) <= self.shard_capacity {
+        // An expired entry reads back the same when absent.
+        if self
+            .table
+            .make_room(state, now, missing, |entry| entry.expires_at <= now)
+        {
             Ok(())
         } else {
             Err(StoreError::LockoutFull {
-                capacity: self.max_entries,
+                capacity: self.table.max_entries(),
             })
         }
-    }
-
-    /// Bits 32 and up of the hash pick the shard: the maps index by the low bits and tag by the
-    /// top seven, and neither should be the same for every key of a shard.
-    fn shard_of(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & self.shard_mask
-    }
-
-    fn lock(&self, index: usize) -> MutexGuard<'_, ShardState> {
-        // A call that panicked half-way may have counted a failure for some of its keys and not
-        // others: each entry is written whole, and a failure counted without its twin is at worst
-        // one lock earlier for that key, the strict side.
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Nanoseconds since the Unix epoch; 0 before it, `u64::MAX` after 2554.
@@ -275,11 +173,9 @@ impl MemoryLockoutStore {
     }
 }
 
-/// The state of `hash` in `state` at `now`: all zero if absent or expired.
-fn live(state: &ShardState, hash: u64, now: u64) -> Entry {
-    state
-        .entries
-        .get(&hash)
+/// The state of `hash` in `map` at `now`: all zero if absent or expired.
+fn live(map: &Map<Entry>, hash: u64, now: u64) -> Entry {
+    map.get(&hash)
         .filter(|entry| entry.expires_at > now)
         .copied()
         .unwrap_or_default()
@@ -341,8 +237,8 @@ impl fmt::Debug for MemoryLockoutStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the keys: account hashes and client IPs, up to 100 000 of them.
         f.debug_struct("MemoryLockoutStore")
-            .field("max_entries", &self.max_entries)
-            .field("shards", &self.shards.len())
+            .field("max_entries", &self.table.max_entries())
+            .field("shards", &self.table.shard_count())
             .field("held", &self.len())
             .finish_non_exhaustive()
     }
@@ -683,17 +579,26 @@ mod tests {
     #[test]
     fn large_tables_are_sharded() {
         let (small, _clock) = store(3);
-        assert_eq!((small.shards.len(), small.shard_capacity), (1, 3));
+        assert_eq!(
+            (small.table.shard_count(), small.table.shard_capacity()),
+            (1, 3)
+        );
         let (medium, _clock) = store(5000);
-        assert_eq!((medium.shards.len(), medium.shard_capacity), (4, 1250));
+        assert_eq!(
+            (medium.table.shard_count(), medium.table.shard_capacity()),
+            (4, 1250)
+        );
         let (default, _clock) = store(MemoryLockoutStore::DEFAULT_MAX_ENTRIES);
-        assert_eq!((default.shards.len(), default.shard_capacity), (64, 1562));
+        assert_eq!(
+            (default.table.shard_count(), default.table.shard_capacity()),
+            (64, 1562)
+        );
         let p = policy();
         for n in 0..1000 {
             assert_eq!(fail_one(&default, &format!("k{n}"), &p), None);
         }
         let used = (0..64)
-            .filter(|&index| !default.lock(index).entries.is_empty())
+            .filter(|&index| !default.table.lock(index).map.is_empty())
             .count();
         assert!(used > 48, "{used} of 64 shards used");
         assert_eq!(default.len(), 1000);
@@ -737,10 +642,10 @@ mod tests {
         let p = policy();
         assert_eq!(fail_n(&store, "a", 4, &p), None);
         let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _guard = store.shards[0].0.lock().unwrap();
+            let _guard = store.table.lock(0);
             panic!("poison the shard");
         }));
-        assert!(poisoned.is_err() && store.shards[0].0.is_poisoned());
+        assert!(poisoned.is_err() && store.table.is_poisoned(0));
         assert_eq!(fail_one(&store, "a", &p), Some(MIN));
         assert_eq!(locked(&store, "a"), Some(MIN));
         store.record_success_now(b"a");

@@ -3,6 +3,8 @@
 //! Buckets are spread over up to 64 shards, each a mutex around a map from a hash of the bucket
 //! id to its TAT (nanoseconds since the Unix epoch, on the injected [`Clock`]). A decision locks
 //! only the shards of its buckets, so requests for different keys rarely wait for each other.
+//! The table (hashing, shards, bound, purge pacing) is `sharded.rs`'s, shared with the lockout
+//! store; what is kept in it and when a bucket may go is this module's.
 //!
 //! The hash is keyed ([`RandomState`], drawn once per store), so a client cannot choose bucket
 //! ids that collide. Two buckets that collide anyway (64 bits: in practice never) share one
@@ -17,28 +19,17 @@
 //! request is refused with [`StoreError::RateLimiterFull`] (fail closed). Buckets already held
 //! are always served.
 
-use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::ready;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::UNIX_EPOCH;
 
 use super::gcra;
 use super::{RateCheck, RateDecision, RateStore};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::sharded::{ShardState, Table};
 use crate::store::BoxFuture;
-
-/// Shards at most; a power of two.
-const MAX_SHARDS: usize = 64;
-/// A table is split into shards only as far as each keeps this many buckets: the hash spreads
-/// buckets evenly but not exactly, and a shard that is full refuses new buckets while others
-/// have room. At 1 024 a shard's share varies by a few percent.
-const MIN_SHARD_CAPACITY: usize = 1024;
-/// How often a full shard may scan itself for full buckets to drop.
-const PURGE_INTERVAL_NANOS: u64 = 100_000_000;
 
 /// A [`RateStore`] in process memory, for a single gateway instance.
 ///
@@ -57,46 +48,8 @@ const PURGE_INTERVAL_NANOS: u64 = 100_000_000;
 /// Two checks on the same bucket in one call count as two requests, one after the other.
 pub struct MemoryRateStore {
     clock: Arc<dyn Clock>,
-    hasher: RandomState,
-    shards: Box<[Shard]>,
-    /// `shards.len() - 1`.
-    shard_mask: usize,
-    shard_capacity: usize,
-    max_buckets: usize,
-}
-
-/// One lock and its map, on a cache line of its own so that shards do not slow each other.
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard(Mutex<ShardState>);
-
-#[derive(Default)]
-struct ShardState {
     /// Keyed hash of the bucket id → TAT in nanoseconds since the Unix epoch.
-    tats: HashMap<u64, u64, BuildHasherDefault<IdentityHasher>>,
-    /// When this shard last dropped its full buckets.
-    last_purge: Option<u64>,
-}
-
-/// The maps' keys are keyed hashes already: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed here (`write_u64`); this is for completeness.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+    table: Table<u64>,
 }
 
 impl MemoryRateStore {
@@ -105,25 +58,15 @@ impl MemoryRateStore {
 
     /// A store on `clock` holding at most `max_buckets` buckets (at least one).
     pub fn new(clock: Arc<dyn Clock>, max_buckets: usize) -> Self {
-        let max_buckets = max_buckets.max(1);
-        let shard_count = (max_buckets / MIN_SHARD_CAPACITY).clamp(1, MAX_SHARDS);
-        // The largest power of two not above it, so a mask picks the shard.
-        let shard_count = 1 << shard_count.ilog2();
         Self {
             clock,
-            hasher: RandomState::new(),
-            shards: (0..shard_count).map(|_| Shard::default()).collect(),
-            shard_mask: shard_count - 1,
-            shard_capacity: max_buckets / shard_count,
-            max_buckets,
+            table: Table::new(max_buckets),
         }
     }
 
     /// How many buckets are held (full ones may linger until a shard needs their room).
     pub fn len(&self) -> usize {
-        (0..self.shards.len())
-            .map(|index| self.lock(index).tats.len())
-            .sum()
+        self.table.len()
     }
 
     /// Whether no bucket is held.
@@ -143,11 +86,11 @@ impl MemoryRateStore {
     /// The common case, one quota: one lock, one probe of the map, no bookkeeping.
     fn check_one(&self, check: &RateCheck<'_>) -> Result<RateDecision, StoreError> {
         let now = self.now();
-        let hash = self.hasher.hash_one(check.bucket);
+        let (index, hash) = self.table.locate(check.bucket);
         // Allocated before the lock is taken, not while it is held.
         let mut statuses = Vec::with_capacity(1);
-        let mut shard = self.lock(self.shard_of(hash));
-        if let Some(tat) = shard.tats.get_mut(&hash) {
+        let mut shard = self.table.lock(index);
+        if let Some(tat) = shard.map.get_mut(&hash) {
             let (status, new_tat) = gcra::decide(Some(*tat), now, &check.quota);
             if status.allowed {
                 *tat = new_tat;
@@ -157,8 +100,8 @@ impl MemoryRateStore {
         }
         let (status, new_tat) = gcra::decide(None, now, &check.quota);
         if status.allowed {
-            self.make_room(&mut shard, 1, now)?;
-            shard.tats.insert(hash, new_tat);
+            self.make_room(&mut shard, now, |_| 1)?;
+            shard.map.insert(hash, new_tat);
         }
         statuses.push(status);
         Ok(RateDecision { statuses })
@@ -171,28 +114,16 @@ impl MemoryRateStore {
         let mut slots: Vec<Slot> = checks
             .iter()
             .map(|check| {
-                let hash = self.hasher.hash_one(check.bucket);
+                let (shard, hash) = self.table.locate(check.bucket);
                 Slot {
-                    shard: self.shard_of(hash),
+                    shard,
                     hash,
                     seen: None,
                     new_tat: None,
                 }
             })
             .collect();
-        // The distinct shards, smallest index first (a request has a handful of checks: the
-        // quadratic search costs less than sorting into another allocation).
-        let mut guards: Vec<(usize, MutexGuard<'_, ShardState>)> = Vec::with_capacity(slots.len());
-        let mut last = None;
-        while let Some(next) = slots
-            .iter()
-            .map(|slot| slot.shard)
-            .filter(|&shard| last.is_none_or(|last| shard > last))
-            .min()
-        {
-            guards.push((next, self.lock(next)));
-            last = Some(next);
-        }
+        let mut guards = self.table.lock_all(slots.iter().map(|slot| slot.shard));
 
         // Decide in order: a later check on the same bucket sees what an earlier one did.
         let mut statuses = Vec::with_capacity(slots.len());
@@ -201,7 +132,7 @@ impl MemoryRateStore {
             let (shard, hash) = (slots[i].shard, slots[i].hash);
             let tat = match slots[..i].iter().rev().find(|s| s.is(shard, hash)) {
                 Some(earlier) => earlier.new_tat.or(earlier.seen),
-                None => state_of(&guards, shard).tats.get(&hash).copied(),
+                None => state_of(&guards, shard).map.get(&hash).copied(),
             };
             let (status, new_tat) = gcra::decide(tat, now, &check.quota);
             slots[i].seen = tat;
@@ -223,17 +154,21 @@ impl MemoryRateStore {
 
         // Admitted: first make sure every new bucket has room, then write.
         for (shard, guard) in &mut guards {
-            let new = slots
-                .iter()
-                .enumerate()
-                .filter(|&(i, slot)| {
-                    slot.shard == *shard
-                        && !guard.tats.contains_key(&slot.hash)
-                        && !slots[..i].iter().any(|s| s.is(slot.shard, slot.hash))
-                })
-                .count();
-            if new > 0 {
-                self.make_room(guard, new, now)?;
+            let shard = *shard;
+            // Counted again after a purge: it may have dropped a full bucket of these.
+            let new = |map: &crate::sharded::Map<u64>| {
+                slots
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, slot)| {
+                        slot.shard == shard
+                            && !map.contains_key(&slot.hash)
+                            && !slots[..i].iter().any(|s| s.is(slot.shard, slot.hash))
+                    })
+                    .count()
+            };
+            if new(&guard.map) > 0 {
+                self.make_room(guard, now, new)?;
             }
         }
         for slot in &slots {
@@ -242,48 +177,28 @@ impl MemoryRateStore {
                     .iter()
                     .position(|&(shard, _)| shard == slot.shard)
                     .unwrap_or_default();
-                guards[index].1.tats.insert(slot.hash, tat);
+                guards[index].1.map.insert(slot.hash, tat);
             }
         }
         Ok(RateDecision { statuses })
     }
 
-    /// Makes room for `new` buckets in `shard`, dropping its full buckets if it must and may;
-    /// refuses if there is still none.
-    fn make_room(&self, shard: &mut ShardState, new: usize, now: u64) -> Result<(), StoreError> {
-        if shard.tats.len() + new <= self.shard_capacity {
-            return Ok(());
-        }
-        let may_purge = shard
-            .last_purge
-            .is_none_or(|last| now.saturating_sub(last) >= PURGE_INTERVAL_NANOS);
-        if may_purge {
-            // A bucket at or before its TAT is full: it reads back the same when absent.
-            shard.tats.retain(|_, tat| *tat > now);
-            shard.last_purge = Some(now);
-        }
-        if shard.tats.len() + new <= self.shard_capacity {
+    /// Makes room for the buckets `needed` counts in `shard`, dropping its full buckets if it
+    /// must and may; refuses if there is still none.
+    fn make_room(
+        &self,
+        shard: &mut ShardState<u64>,
+        now: u64,
+        needed: impl Fn(&crate::sharded::Map<u64>) -> usize,
+    ) -> Result<(), StoreError> {
+        // A bucket at or before its TAT is full: it reads back the same when absent.
+        if self.table.make_room(shard, now, needed, |tat| *tat <= now) {
             Ok(())
         } else {
             Err(StoreError::RateLimiterFull {
-                capacity: self.max_buckets,
+                capacity: self.table.max_entries(),
             })
         }
-    }
-
-    /// Bits 32 and up of the hash pick the shard: the maps index by the low bits and tag by the
-    /// top seven, and neither should be the same for every key of a shard.
-    fn shard_of(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & self.shard_mask
-    }
-
-    fn lock(&self, index: usize) -> MutexGuard<'_, ShardState> {
-        // A decision that panicked half-way may have written some of its buckets and not others:
-        // units taken for a request that was not served, which is the strict side.
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Nanoseconds since the Unix epoch; 0 before it, `u64::MAX` after 2554.
@@ -314,7 +229,10 @@ impl Slot {
 }
 
 /// The locked state of `shard`, which is among `guards`.
-fn state_of<'g>(guards: &'g [(usize, MutexGuard<'_, ShardState>)], shard: usize) -> &'g ShardState {
+fn state_of<'g>(
+    guards: &'g [(usize, MutexGuard<'_, ShardState<u64>>)],
+    shard: usize,
+) -> &'g ShardState<u64> {
     let index = guards
         .iter()
         .position(|&(locked, _)| locked == shard)
@@ -335,8 +253,8 @@ impl fmt::Debug for MemoryRateStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the buckets: up to a million of them would swamp any log line.
         f.debug_struct("MemoryRateStore")
-            .field("max_buckets", &self.max_buckets)
-            .field("shards", &self.shards.len())
+            .field("max_buckets", &self.table.max_entries())
+            .field("shards", &self.table.shard_count())
             .field("held", &self.len())
             .finish_non_exhaustive()
     }
@@ -596,18 +514,27 @@ mod tests {
     #[test]
     fn large_tables_are_sharded() {
         let (small, _clock) = store(3);
-        assert_eq!((small.shards.len(), small.shard_capacity), (1, 3));
+        assert_eq!(
+            (small.table.shard_count(), small.table.shard_capacity()),
+            (1, 3)
+        );
         let (medium, _clock) = store(5000);
-        assert_eq!((medium.shards.len(), medium.shard_capacity), (4, 1250));
+        assert_eq!(
+            (medium.table.shard_count(), medium.table.shard_capacity()),
+            (4, 1250)
+        );
         let (default, _clock) = store(MemoryRateStore::DEFAULT_MAX_BUCKETS);
-        assert_eq!((default.shards.len(), default.shard_capacity), (64, 15_625));
+        assert_eq!(
+            (default.table.shard_count(), default.table.shard_capacity()),
+            (64, 15_625)
+        );
         // Buckets are spread over the shards.
         let q = quota(1, Duration::from_secs(60), 1);
         for n in 0..1000 {
             assert!(one(&default, &format!("k{n}"), q).allowed);
         }
         let used = (0..64)
-            .filter(|&index| !default.lock(index).tats.is_empty())
+            .filter(|&index| !default.table.lock(index).map.is_empty())
             .count();
         assert!(used > 48, "{used} of 64 shards used");
         assert_eq!(default.len(), 1000);
@@ -655,10 +582,10 @@ mod tests {
         let q = quota(1, Duration::from_secs(60), 2);
         assert!(one(&store, "a", q).allowed);
         let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _guard = store.shards[0].0.lock().unwrap();
+            let _guard = store.table.lock(0);
             panic!("poison the shard");
         }));
-        assert!(poisoned.is_err() && store.shards[0].0.is_poisoned());
+        assert!(poisoned.is_err() && store.table.is_poisoned(0));
         assert_eq!(one(&store, "a", q).remaining, 0);
         assert!(!one(&store, "a", q).allowed);
     }
