@@ -70,7 +70,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 pub use routes::ADMIN_ACTOR;
-pub use token::{AdminToken, MIN_PRODUCTION_LEN, TokenError};
+pub use token::{AdminToken, MIN_PRODUCTION_LEN, TokenError, read as read_token};
 
 use crate::key_store::{self, KeyStoreError};
 use crate::signing::{self, SigningError};

@@ -12,10 +12,11 @@ use portcullis_policy::csrf::{CsrfExemption, CsrfMode as PolicyCsrfMode};
 use portcullis_policy::origins::OriginEntry;
 use portcullis_policy::{Policy, normalize_path};
 
-/// An allow-list from normalised policy entries. The policy compiler and the layer's parser
-/// agree on the canonical form (a test below holds them to it); an entry the layer still
+/// An allow-list from normalised policy entries, as the gateway builds it (`portcullis probe`
+/// uses it too, so "allowed" means the same to both). The policy compiler and the layer's
+/// parser agree on the canonical form (a test below holds them to it); an entry the layer still
 /// refuses is left out, which denies rather than allows.
-pub(crate) fn allowed_origins(entries: &[OriginEntry]) -> AllowedOrigins {
+pub fn allowed_origins(entries: &[OriginEntry]) -> AllowedOrigins {
     entries.iter().fold(AllowedOrigins::new(), |list, entry| {
         match list.clone().allow(entry.as_str()) {
             Ok(list) => list,

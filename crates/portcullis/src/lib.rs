@@ -11,7 +11,7 @@
 //! [`layers`] (re-exported `portcullis-layers`).
 
 pub mod admin;
-mod cross_origin;
+pub mod cross_origin;
 mod error_chain;
 pub mod explain;
 mod identity;

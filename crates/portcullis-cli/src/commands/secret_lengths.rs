@@ -7,10 +7,10 @@
 //! not read. `serve` refuses short secrets in production on its own; this tells you before the
 //! deploy.
 
-use portcullis::jwt_keys::MIN_SECRET_LEN;
+use portcullis::admin::read_token;
+use portcullis::jwt_keys::{MIN_SECRET_LEN, read_secret};
 use portcullis::policy::Policy;
 use portcullis::policy::auth::{JwtKeyKind, SecretRef};
-use zeroize::Zeroizing;
 
 /// What `check` found about one referenced secret.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,41 +25,38 @@ pub enum Finding {
     Unavailable { at: String, source: String },
 }
 
-/// Every secret `policy` references by environment variable or file, read and measured.
+/// Every secret `policy` references by environment variable or file, read by the gateway's own
+/// reader for it (so trimming and encoding are judged as `serve` judges them) and measured.
 pub fn check(policy: &Policy) -> Vec<Finding> {
-    let mut refs: Vec<(String, &SecretRef)> = Vec::new();
+    let mut out = Vec::new();
     if let Some(jwt) = &policy.auth.jwt {
         for source in jwt.key_sources() {
             if let JwtKeyKind::Secret(reference) = &source.kind {
-                refs.push((source.at.to_string(), reference));
+                let at = source.at.to_string();
+                let len = read_secret(&at, reference).ok().map(|s| s.len());
+                out.extend(measure(at, reference, len));
             }
         }
     }
     if let Some(admin) = &policy.admin {
-        refs.push(("admin.token".to_owned(), &admin.token));
+        let len = read_token(&admin.token).ok().map(|t| t.len());
+        out.extend(measure("admin.token".to_owned(), &admin.token, len));
     }
-    refs.into_iter()
-        .filter_map(|(at, reference)| measure(at, reference))
-        .collect()
+    out
 }
 
-fn measure(at: String, reference: &SecretRef) -> Option<Finding> {
+/// What a secret of `len` bytes (`None`: it could not be read) at `at` is worth reporting.
+fn measure(at: String, reference: &SecretRef, len: Option<usize>) -> Option<Finding> {
     let source = match reference {
         SecretRef::Env(name) => format!("environment variable `{name}`"),
         SecretRef::File(path) => format!("file {}", path.display()),
         // Refused by the compiler wherever a secret goes; nothing to read.
         SecretRef::Literal(_) => return None,
     };
-    match portcullis::secret_source::read(reference) {
-        Ok(value) => {
-            let value = Zeroizing::new(value);
-            (value.len() < MIN_SECRET_LEN).then(|| Finding::Short {
-                at,
-                source,
-                len: value.len(),
-            })
-        }
-        Err(_) => Some(Finding::Unavailable { at, source }),
+    match len {
+        Some(len) if len < MIN_SECRET_LEN => Some(Finding::Short { at, source, len }),
+        Some(_) => None,
+        None => Some(Finding::Unavailable { at, source }),
     }
 }
 
@@ -77,19 +74,24 @@ mod tests {
         let long = dir.join("long");
         std::fs::write(&long, "x".repeat(48)).unwrap();
 
+        let jwt = |reference: SecretRef| {
+            let len = read_secret("k", &reference).ok().map(|s| s.len());
+            measure("k".into(), &reference, len)
+        };
+        // The file's final newline is not part of the secret, as for the gateway.
         assert_eq!(
-            measure("a".into(), &SecretRef::File(short.clone())),
+            jwt(SecretRef::File(short.clone())),
             Some(Finding::Short {
-                at: "a".into(),
+                at: "k".into(),
                 source: format!("file {}", short.display()),
                 len: 8
             })
         );
-        assert_eq!(measure("b".into(), &SecretRef::File(long)), None);
+        assert_eq!(jwt(SecretRef::File(long)), None);
         assert!(matches!(
-            measure("c".into(), &SecretRef::File(dir.join("absent"))),
+            jwt(SecretRef::File(dir.join("absent"))),
             Some(Finding::Unavailable { .. })
         ));
-        assert_eq!(measure("d".into(), &SecretRef::Literal("x".into())), None);
+        assert_eq!(jwt(SecretRef::Literal("x".into())), None);
     }
 }

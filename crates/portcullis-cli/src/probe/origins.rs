@@ -45,13 +45,9 @@ impl fmt::Display for Adversary {
     }
 }
 
-/// The gateway's matcher over a compiled list. An entry it refuses is left out, as the gateway
-/// does, which can only make the probe expect less to be allowed.
-pub fn allow_list(entries: &[OriginEntry]) -> AllowedOrigins {
-    entries.iter().fold(AllowedOrigins::new(), |list, entry| {
-        list.clone().allow(entry.as_str()).unwrap_or(list)
-    })
-}
+/// The gateway's matcher over a compiled list: the one the gateway builds. An entry it refuses
+/// is left out, as the gateway does, which can only make the probe expect less to be allowed.
+pub use portcullis::cross_origin::allowed_origins as allow_list;
 
 /// An origin the list allows: its first exact origin, else one subdomain of its first pattern
 /// (`https://*.example.com` gives `https://probe.example.com`), else the stand-in when it

@@ -52,24 +52,32 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// The token the policy references, as [`AdminToken::resolve`] reads it: surrounding
+/// whitespace (a file's final newline) removed, nothing else checked. `portcullis check` measures
+/// it with this, so it judges the very bytes the gateway would use.
+pub fn read(reference: &SecretRef) -> Result<Zeroizing<String>, TokenError> {
+    let raw = Zeroizing::new(match reference {
+        SecretRef::Literal(_) => return Err(TokenError::Literal),
+        SecretRef::Env(name) => {
+            std::env::var(name).map_err(|_| TokenError::MissingEnv(name.clone()))?
+        }
+        SecretRef::File(path) => {
+            std::fs::read_to_string(path).map_err(|source| TokenError::File {
+                path: path.clone(),
+                source,
+            })?
+        }
+    });
+    Ok(Zeroizing::new(raw.trim().to_owned()))
+}
+
 impl AdminToken {
     /// Reads the token the policy references. Surrounding whitespace (a file's final newline)
     /// is removed. Production refuses a token shorter than [`MIN_PRODUCTION_LEN`] bytes;
     /// elsewhere a short token starts with a warning, and an empty one never does.
     pub fn resolve(reference: &SecretRef, environment: Environment) -> Result<Self, TokenError> {
-        let raw = Zeroizing::new(match reference {
-            SecretRef::Literal(_) => return Err(TokenError::Literal),
-            SecretRef::Env(name) => {
-                std::env::var(name).map_err(|_| TokenError::MissingEnv(name.clone()))?
-            }
-            SecretRef::File(path) => {
-                std::fs::read_to_string(path).map_err(|source| TokenError::File {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-        });
-        let token = raw.trim();
+        let token = read(reference)?;
+        let token = token.as_str();
         if token.is_empty() {
             return Err(TokenError::Empty);
         }

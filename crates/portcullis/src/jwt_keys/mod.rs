@@ -222,8 +222,9 @@ fn load_key(source: &JwtKeySource, environment: Environment) -> Result<JwtKey, J
 }
 
 /// A secret's bytes: the variable's value as is, or the file's contents without surrounding
-/// whitespace (the newline `echo` and editors leave).
-fn read_secret(at: &str, reference: &SecretRef) -> Result<Zeroizing<Vec<u8>>, JwtKeyError> {
+/// whitespace (the newline `echo` and editors leave). `at` names the key in errors.
+/// `portcullis check` measures secrets with this, so it judges the bytes the gateway would use.
+pub fn read_secret(at: &str, reference: &SecretRef) -> Result<Zeroizing<Vec<u8>>, JwtKeyError> {
     match reference {
         SecretRef::Env(name) => std::env::var(name)
             .map(|v| Zeroizing::new(v.into_bytes()))
