@@ -4,9 +4,10 @@
 //! the CLI's (`new_multi_thread().enable_all()`, so `TOKIO_WORKER_THREADS` applies), the accept
 //! loop on the `block_on` thread, `TCP_NODELAY` on accepted sockets, a hyper-util `auto` server
 //! with the gateway's settings (Tokio timer, 10 s header read timeout, 100 headers at most,
-//! 32 KiB HTTP/2 header lists), and a hyper-util legacy `Client` over an `HttpConnector` with
-//! `nodelay` and the gateway's pool settings. Each request is forwarded with its path and query
-//! rewritten onto the upstream's authority; headers and bodies pass through untouched both ways.
+//! 32 KiB HTTP/2 header lists), the gateway's allocator (mimalloc), and a hyper-util legacy
+//! `Client` over an `HttpConnector` with `nodelay` and the gateway's pool settings. Each request
+//! is forwarded with its path and query rewritten onto the upstream's authority; headers and
+//! bodies pass through untouched both ways.
 //!
 //! What the gateway does on top, and this does not: the policy layers, the wire-framing scan of
 //! request heads, graceful-shutdown tracking, hop-by-hop and forwarding headers, the per-request
@@ -35,6 +36,10 @@ use portcullis_bench::{ArgError, flags, loopback_addr};
 use tokio::net::TcpListener;
 
 type Body = Either<Incoming, Empty<Bytes>>;
+
+/// The gateway's allocator (`portcullis-cli`'s main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match run() {

@@ -26,6 +26,13 @@ fn write_stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// mimalloc rather than the system allocator: a proxied request allocates and frees a few dozen
+/// small, short-lived blocks (header maps, extensions, futures, buffers), the pattern mimalloc's
+/// per-thread free lists are built for. Under glibc's malloc they took 11 % of the gateway's
+/// instructions per request (`bench/instructions.sh`); with mimalloc the total fell 6 %.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod demo_upstream;
 mod probe;
