@@ -232,15 +232,16 @@ impl Default for IdentityHeaderNames {
 
 impl IdentityHeaderNames {
     fn strip(&self, headers: &mut HeaderMap) {
-        for name in [
-            &self.tenant,
-            &self.subject,
-            &self.key_id,
-            &self.role,
-            &self.scopes,
-        ] {
-            headers.remove(name);
-        }
+        crate::remove_headers::remove_all(
+            headers,
+            &[
+                &self.tenant,
+                &self.subject,
+                &self.key_id,
+                &self.role,
+                &self.scopes,
+            ],
+        );
     }
 
     fn set(&self, headers: &mut HeaderMap, identity: &Identity) {

@@ -180,9 +180,7 @@ where
             .unwrap_or_else(CorrelationId::generate);
         // Whatever the caller sent in any accepted header is replaced by the one chosen ID, so
         // the upstream never sees an unvalidated or conflicting value.
-        for name in &config.accept {
-            req.headers_mut().remove(name);
-        }
+        crate::remove_headers::remove_all(req.headers_mut(), &config.accept);
         req.headers_mut()
             .insert(config.header.clone(), id.header_value().clone());
         let span = tracing::info_span!("request", correlation_id = %id);

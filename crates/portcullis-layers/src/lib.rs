@@ -27,6 +27,7 @@ mod original_target;
 pub mod query_token;
 pub mod rate_limit;
 pub mod rejection;
+pub mod remove_headers;
 pub mod response_posture;
 pub mod revocation;
 pub mod signature;

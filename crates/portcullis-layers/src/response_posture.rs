@@ -137,9 +137,7 @@ where
             .or_else(|| posture.per_route.last());
         if let Some(route) = route {
             let headers = res.headers_mut();
-            for name in &route.remove {
-                headers.remove(name);
-            }
+            crate::remove_headers::remove_all(headers, &route.remove);
             // One growth for all of them rather than one per threshold crossed.
             headers.reserve(route.insert.len());
             for (name, value) in &route.insert {

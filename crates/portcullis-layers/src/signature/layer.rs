@@ -129,8 +129,8 @@ pub enum SignatureConfigError {
 }
 
 struct Config {
-    timestamp_header: HeaderName,
-    signature_header: HeaderName,
+    /// The timestamp header, then the signature header: stripped together from every request.
+    headers: [HeaderName; 2],
     max_skew: Duration,
     /// How long a used signature is remembered: `2 × max_skew`.
     replay_ttl: Duration,
@@ -142,8 +142,8 @@ struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignatureConfig")
-            .field("timestamp_header", &self.timestamp_header)
-            .field("signature_header", &self.signature_header)
+            .field("timestamp_header", self.timestamp_header())
+            .field("signature_header", self.signature_header())
             .field("max_skew", &self.max_skew)
             .field("max_body", &self.max_body)
             .field("replay", &self.replay)
@@ -217,8 +217,7 @@ impl SignatureLayerBuilder {
         }
         Ok(SignatureLayer {
             config: Arc::new(Config {
-                timestamp_header: self.timestamp_header,
-                signature_header: self.signature_header,
+                headers: [self.timestamp_header, self.signature_header],
                 max_skew: self.max_skew,
                 // A timestamp passes from `-skew` to `+skew` around the clock: a signature must
                 // be remembered for as long as it could pass again.
@@ -319,9 +318,16 @@ where
 }
 
 impl Config {
+    fn timestamp_header(&self) -> &HeaderName {
+        &self.headers[0]
+    }
+
+    fn signature_header(&self) -> &HeaderName {
+        &self.headers[1]
+    }
+
     fn strip(&self, headers: &mut HeaderMap) {
-        headers.remove(&self.timestamp_header);
-        headers.remove(&self.signature_header);
+        crate::remove_headers::remove_all(headers, &self.headers);
     }
 }
 
@@ -339,25 +345,25 @@ where
     // 1. The headers.
     let missing = |name: &HeaderName| Refusal::required(format!("no `{name}` header"));
     let (timestamp, signature) = match (
-        single(&parts.headers, &config.timestamp_header),
-        single(&parts.headers, &config.signature_header),
+        single(&parts.headers, config.timestamp_header()),
+        single(&parts.headers, config.signature_header()),
     ) {
         (Ok(Some(timestamp)), Ok(Some(signature))) => (timestamp, signature),
         // An unsigned request (or half of one) is told to sign, before any other complaint.
-        (Ok(None), _) => return Err(missing(&config.timestamp_header)),
-        (_, Ok(None)) => return Err(missing(&config.signature_header)),
+        (Ok(None), _) => return Err(missing(config.timestamp_header())),
+        (_, Ok(None)) => return Err(missing(config.signature_header())),
         (Err(refusal), _) | (_, Err(refusal)) => return Err(refusal),
     };
     let Some(seconds) = parse_timestamp(timestamp.as_bytes()) else {
         return Err(Refusal::invalid(format!(
             "`{}` is not 1 to 12 digits",
-            config.timestamp_header
+            config.timestamp_header()
         )));
     };
     let Some(tag) = signature.to_str().ok().and_then(decode_signature) else {
         return Err(Refusal::invalid(format!(
             "`{}` is not 64 hex digits",
-            config.signature_header
+            config.signature_header()
         )));
     };
     // `parse_timestamp` accepted only ASCII digits, so this is the value as sent.
