@@ -222,6 +222,15 @@ fn push_str(line: &mut Vec<u8>, s: &str) {
 /// control characters; everything else (non-ASCII included) as it is.
 fn push_escaped(line: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Nearly every value (paths, IDs, route names, timestamps) needs no escape: one pass that
+    // looks at every byte without an early exit compiles to vector code, then one copy.
+    let plain = !bytes.iter().fold(false, |found, &b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        line.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
