@@ -264,8 +264,9 @@ impl IdentityHeaderNames {
 
 #[derive(Debug)]
 struct Config {
-    /// One entry per route, the default route last.
-    per_route: Vec<RouteRequirement>,
+    /// One entry per route, the default route last. Shared, not cloned, per request: a route's
+    /// scopes are strings.
+    per_route: Vec<Arc<RouteRequirement>>,
     verifier: Option<Arc<dyn ApiKeyVerifier>>,
     jwt: Option<Arc<JwtVerifier>>,
     identity_headers: IdentityHeaderNames,
@@ -293,7 +294,7 @@ impl AuthLayer {
     ) -> Self {
         Self {
             config: Arc::new(Config {
-                per_route,
+                per_route: per_route.into_iter().map(Arc::new).collect(),
                 verifier,
                 jwt: None,
                 identity_headers: IdentityHeaderNames::default(),
@@ -418,7 +419,7 @@ where
             .per_route
             .get(index)
             .cloned()
-            .unwrap_or_else(RouteRequirement::none);
+            .unwrap_or_else(|| Arc::new(RouteRequirement::none()));
         let limits = config
             .rate_limits
             .clone()
@@ -479,7 +480,7 @@ where
 /// The credential check, then the request on to `inner` through [`proceed`].
 async fn authenticate<S, ReqBody, ResBody>(
     config: Arc<Config>,
-    requirement: RouteRequirement,
+    requirement: Arc<RouteRequirement>,
     mut inner: S,
     mut req: Request<ReqBody>,
     limits: Option<(Arc<RateLimiter>, usize)>,
