@@ -271,24 +271,28 @@ impl fmt::Write for Escaper<'_> {
 }
 
 /// Writes each recorded field as `,"name":value`.
-struct JsonFields<'a> {
+pub(super) struct JsonFields<'a> {
     line: &'a mut Vec<u8>,
     /// The next field is the first of an object (no leading comma).
     first: bool,
 }
 
 impl<'a> JsonFields<'a> {
-    fn new(line: &'a mut Vec<u8>) -> Self {
+    pub(super) fn new(line: &'a mut Vec<u8>) -> Self {
         let first = line.ends_with(b"{");
         Self { line, first }
     }
 
     fn key(&mut self, field: &Field) {
+        self.key_named(field.name());
+    }
+
+    fn key_named(&mut self, name: &str) {
         if !self.first {
             self.line.push(b',');
         }
         self.first = false;
-        push_str(self.line, field.name());
+        push_str(self.line, name);
         self.line.push(b':');
     }
 }
@@ -317,8 +321,26 @@ impl Visit for JsonFields<'_> {
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+    fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
+        // As `serde_json` writes it (`null` for NaN and the infinities).
+        let _ = serde_json::to_writer(&mut *self.line, &serde_json::Value::from(value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.key(field);
+        // An array of numbers, as `tracing-subscriber`'s JSON visitor writes bytes.
+        let _ = serde_json::to_writer(&mut *self.line, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // As `tracing-subscriber`'s JSON visitor: `log.*` fields are the `log` crate's metadata,
+        // already in the line; a raw identifier is written without its `r#`.
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        self.key_named(name.strip_prefix("r#").unwrap_or(name));
         self.line.push(b'"');
         let _ = write!(Escaper(self.line), "{value:?}");
         self.line.push(b'"');

@@ -2,6 +2,7 @@
 
 mod access_line;
 mod batched_stdout;
+mod span_fields;
 
 use std::sync::OnceLock;
 
@@ -45,7 +46,8 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
-                .with_span_list(true);
+                .with_span_list(true)
+                .fmt_fields(span_fields::SpanFields);
             let fmt = access_line::WithoutAccessEvents::new(fmt);
             Registry::default()
                 .with(filter)
