@@ -55,7 +55,7 @@ measure() {
   runs=$((runs + 1))
   local out="$work/callgrind.$runs"
   TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$out" "$@" >/dev/null 2>"$out.err" &
+    --callgrind-out-file="$out" "$@" >/dev/null 2>"$work/valgrind.$runs.err" &
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do

@@ -386,6 +386,14 @@ impl Visit for AllButMessage<'_, '_> {
         self.0.record_bool(field, value);
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.record_f64(field, value);
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.0.record_bytes(field, value);
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() != "message" {
             self.0.record_debug(field, value);
@@ -435,6 +443,8 @@ mod tests {
             route,
             refused = Some("csrf_refused"),
             duration_us = 1234u64,
+            // Not an access-log field today; here so every field type is compared.
+            share = 0.25f64,
             "request"
         );
     }
