@@ -720,6 +720,9 @@ fn bearer<'a>(config: &Config, requirement: &RouteRequirement, text: &'a str) ->
     }
 }
 
+/// The API-key header. A constant: a `&str` name is parsed on every lookup.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 /// The credential the request presents, if any.
 fn presented<'a>(
     config: &Config,
@@ -728,7 +731,7 @@ fn presented<'a>(
 ) -> Presented<'a> {
     let mut found: Option<Presented<'a>> = None;
     let mut count = 0;
-    for value in headers.get_all("x-api-key") {
+    for value in headers.get_all(&X_API_KEY) {
         count += 1;
         found = value.to_str().ok().map(Presented::ApiKey);
     }
@@ -762,7 +765,7 @@ fn presented<'a>(
 /// Removes the presented credential: `X-API-Key`, and the `Authorization: Bearer` carrying an
 /// API key or (on a route that reads them) a JWT.
 fn remove_credential(config: &Config, requirement: &RouteRequirement, headers: &mut HeaderMap) {
-    headers.remove("x-api-key");
+    headers.remove(&X_API_KEY);
     let carries_credential = headers.get_all(header::AUTHORIZATION).iter().any(|v| {
         v.to_str()
             .is_ok_and(|t| !matches!(bearer(config, requirement, t), Bearer::Other))
