@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -208,20 +209,39 @@ impl Scanner {
     /// Buffers head bytes until `httparse` finds a complete head; returns the rest.
     fn head<'d>(&mut self, data: &'d [u8]) -> &'d [u8] {
         let previously = self.buf.len();
-        self.buf.extend_from_slice(data);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&self.buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let (entry, next) = classify(&req);
+        // Most heads arrive whole in one read: those are parsed where they lie, and only a
+        // partial head is copied aside to wait for the rest.
+        if previously > 0 {
+            self.buf.extend_from_slice(data);
+        }
+        let input: &[u8] = if previously > 0 { &self.buf } else { data };
+        // Left uninitialised for `httparse` to fill (as hyper does): the 256 slots are 8 KiB,
+        // and zeroing them on every request cost more than the parse.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = match req.parse_with_uninit_headers(input, &mut headers) {
+            Ok(httparse::Status::Complete(len)) => Ok(Some((len, classify(&req)))),
+            Ok(httparse::Status::Partial) => Ok(None),
+            Err(_) => Err(()),
+        };
+        match parsed {
+            Ok(Some((len, (entry, next)))) => {
                 self.queue.push(entry);
                 self.state = next;
                 let consumed_from_data = len.saturating_sub(previously);
                 self.buf.clear();
                 &data[consumed_from_data.min(data.len())..]
             }
-            Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => &[],
-            _ => {
+            Ok(None) => {
+                if previously == 0 {
+                    self.buf.extend_from_slice(data);
+                }
+                if self.buf.len() > MAX_HEAD {
+                    self.off();
+                }
+                &[]
+            }
+            Err(()) => {
                 self.off();
                 &[]
             }
@@ -369,6 +389,18 @@ mod tests {
             scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"]).1,
             State::Off
         );
+    }
+
+    #[test]
+    fn a_head_longer_than_hypers_limit_stops_the_scanner() {
+        let mut head = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', MAX_HEAD + 1));
+        // In one read, and in many.
+        assert_eq!(scan(&[&head]).1, State::Off);
+        let chunks: Vec<&[u8]> = head.chunks(1024).collect();
+        assert_eq!(scan(&chunks).1, State::Off);
+        // Just under the limit, the head is still awaited.
+        assert_eq!(scan(&[&head[..MAX_HEAD - 1]]).1, State::Head);
     }
 
     #[test]
