@@ -182,15 +182,18 @@ impl Inner {
         };
         parts.headers.insert(header::HOST, host);
 
-        let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let path_and_query = if self.prefix.is_empty() {
-            PathAndQuery::try_from(path_and_query)
-        } else {
-            PathAndQuery::try_from(format!("{}{path_and_query}", self.prefix))
-        }
-        .map_err(|e| {
-            Rejection::bad_request("the request target is invalid").with_detail(e.to_string())
-        })?;
+        let path_and_query = match (parts.uri.path_and_query(), self.prefix.is_empty()) {
+            // Shared with the request's own URI, not parsed and copied again.
+            (Some(pq), true) => pq.clone(),
+            (None, true) => PathAndQuery::from_static("/"),
+            (pq, false) => {
+                let pq = pq.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{pq}", self.prefix)).map_err(|e| {
+                    Rejection::bad_request("the request target is invalid")
+                        .with_detail(e.to_string())
+                })?
+            }
+        };
         parts.uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
