@@ -216,7 +216,7 @@ impl Scanner {
         }
         let input: &[u8] = if previously > 0 { &self.buf } else { data };
         // Left uninitialised for `httparse` to fill (as hyper does): the 256 slots are 8 KiB,
-        // and zeroing them on every request cost more than the parse.
+        // which were otherwise written on every request before the parse began.
         let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = match req.parse_with_uninit_headers(input, &mut headers) {
