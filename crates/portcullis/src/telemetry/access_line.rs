@@ -403,33 +403,10 @@ impl Visit for AllButMessage<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    /// An in-memory stdout.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     /// Emits one access event, inside a `request` span, with `path` and `route`.
     fn emit(path: &str, route: Option<&str>, correlation_id: &str) {
@@ -488,8 +465,8 @@ mod tests {
             tracing::info!(target: "portcullis::server", "not an access line");
         });
         out.flush();
-        let reference = String::from_utf8(reference.0.lock().unwrap().clone()).unwrap();
-        let fast = String::from_utf8(fast.0.lock().unwrap().clone()).unwrap();
+        let reference = reference.text();
+        let fast = fast.text();
         let reference: Vec<&str> = reference
             .lines()
             .filter(|l| l.contains("portcullis::access"))
@@ -524,8 +501,8 @@ mod tests {
             tracing::info!(target: "portcullis::auth", "credential refused");
         });
         out.flush();
-        let formatter = String::from_utf8(formatter.0.lock().unwrap().clone()).unwrap();
-        let fast = String::from_utf8(fast.0.lock().unwrap().clone()).unwrap();
+        let formatter = formatter.text();
+        let fast = fast.text();
         assert!(formatter.contains("https://evil.example"), "{formatter}");
         assert!(formatter.contains("credential refused"), "{formatter}");
         assert!(!formatter.contains("portcullis::access"), "{formatter}");

@@ -4,6 +4,9 @@ mod access_line;
 mod batched_stdout;
 mod span_fields;
 
+#[cfg(test)]
+mod captured;
+
 use std::sync::OnceLock;
 
 use portcullis_policy::{LogFormat, LoggingSettings};

@@ -61,32 +61,10 @@ impl<'writer> FormatFields<'writer> for SpanFields {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     /// Events in spans of every field type, a field recorded after the span was made, a name
     /// recorded twice, nested spans and an event outside any span.
@@ -136,7 +114,7 @@ mod tests {
                 .fmt_fields(fields),
         );
         tracing::subscriber::with_default(subscriber, emit);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
