@@ -17,15 +17,21 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use super::batched_stdout::BatchedStdout;
+use super::span_fields::SpanFields;
 
 /// The target of the access log's events (`portcullis_layers::access_log`).
 pub const TARGET: &str = "portcullis::access";
 
 /// Formats `portcullis::access` events as JSON lines into a [`BatchedStdout`].
+///
+/// Goes beside the JSON formatter with [`SpanFields`] (as [`super::init`] installs them): the
+/// `spans` list is read from the fields that formatter stores in each span, not formatted a
+/// second time.
 pub struct AccessLineLayer {
     out: BatchedStdout,
 }
@@ -36,32 +42,10 @@ impl AccessLineLayer {
     }
 }
 
-/// The fields of a span as the JSON formatter would list them, kept in the span's extensions.
-struct SpanJson(Vec<u8>);
-
 impl<S> Layer<S> for AccessLineLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // Only the spans an access event can sit in need their fields; today that is the
-        // correlation layer's `request` span.
-        if attrs.metadata().name() != "request" {
-            return;
-        }
-        let Some(span) = ctx.span(id) else { return };
-        let mut json = Vec::with_capacity(80);
-        json.push(b'{');
-        attrs.record(&mut JsonFields::new(&mut json));
-        if json.len() > 1 {
-            json.push(b',');
-        }
-        json.extend_from_slice(b"\"name\":");
-        push_str(&mut json, attrs.metadata().name());
-        json.push(b'}');
-        span.extensions_mut().insert(SpanJson(json));
-    }
-
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         if meta.target() != TARGET {
@@ -82,12 +66,21 @@ where
             if let Some(scope) = ctx.event_scope(event) {
                 let mut first = true;
                 for span in scope.from_root() {
+                    // The span's fields as the JSON formatter stored them (`{"k":v,…}`), with
+                    // the span's name added last, as the formatter lists spans.
                     let ext = span.extensions();
-                    let Some(SpanJson(json)) = ext.get::<SpanJson>() else {
+                    let Some(stored) = ext.get::<FormattedFields<SpanFields>>() else {
                         continue;
                     };
+                    let fields = stored.fields.strip_suffix('}').unwrap_or("{");
                     line.extend_from_slice(if first { b",\"spans\":[" } else { b"," });
-                    line.extend_from_slice(json);
+                    line.extend_from_slice(fields.as_bytes());
+                    if fields.len() > 1 {
+                        line.push(b',');
+                    }
+                    line.extend_from_slice(b"\"name\":");
+                    push_str(line, span.name());
+                    line.push(b'}');
                     first = false;
                 }
                 if !first {
@@ -447,6 +440,17 @@ mod tests {
                     .with_current_span(false)
                     .with_span_list(true),
             )
+            // As `init` installs them: the access lines' spans come from this formatter's
+            // stored fields.
+            .with(WithoutAccessEvents::new(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::sink)
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .fmt_fields(SpanFields),
+            ))
             .with(AccessLineLayer::new(out.clone()));
         let paths = [
             "/v1/users/42",
@@ -459,6 +463,16 @@ mod tests {
                 emit(path, Some("default"), "abc-123");
             }
             emit("/no/route", None, "x\"y");
+            // A field recorded on the span after it was made is listed too.
+            let span = tracing::info_span!(
+                "request",
+                correlation_id = "id-9",
+                tenant = tracing::field::Empty
+            );
+            span.record("tenant", "acme");
+            span.in_scope(
+                || tracing::info!(target: "portcullis::access", status = 204u16, "request"),
+            );
             // Outside any span: no `spans` key.
             tracing::info!(target: "portcullis::access", status = 200u16, "request");
             // Other targets are not this layer's.
@@ -472,7 +486,14 @@ mod tests {
             .filter(|l| l.contains("portcullis::access"))
             .collect();
         let fast: Vec<&str> = fast.lines().collect();
-        assert_eq!(fast.len(), 6, "{fast:?}");
+        assert_eq!(fast.len(), 7, "{fast:?}");
+        assert!(
+            fast[5].contains(
+                r#""spans":[{"correlation_id":"id-9","tenant":"acme","name":"request"}]"#
+            ),
+            "{}",
+            fast[5]
+        );
         for (fast, reference) in fast.iter().zip(&reference) {
             assert_eq!(without_timestamp(fast), without_timestamp(reference));
             serde_json::from_str::<serde_json::Value>(fast).unwrap();
@@ -489,7 +510,8 @@ mod tests {
             .with(WithoutAccessEvents::new(
                 tracing_subscriber::fmt::layer()
                     .with_writer(formatter.clone())
-                    .json(),
+                    .json()
+                    .fmt_fields(SpanFields),
             ))
             .with(AccessLineLayer::new(out.clone()));
         tracing::subscriber::with_default(subscriber, || {
