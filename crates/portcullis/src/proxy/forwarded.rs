@@ -66,16 +66,7 @@ pub fn apply(
         Some(prior) => format!("{prior}, {ip_text}"),
         None => ip_text.clone(),
     };
-    let node = match ip {
-        IpAddr::V4(_) => ip_text,
-        IpAddr::V6(_) => format!("\"[{ip_text}]\""),
-    };
-    let mut element = format!("for={node};proto=http");
-    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-        element.push_str(";host=\"");
-        element.push_str(h);
-        element.push('"');
-    }
+    let element = forwarded_element(ip, &ip_text, host);
     let forwarded = match prior(&header::FORWARDED) {
         Some(prior) => format!("{prior}, {element}"),
         None => element,
@@ -135,15 +126,7 @@ fn untrusted_values(ip: IpAddr, host: Option<&HeaderValue>) -> (HeaderValue, Hea
             return (last.ip_text.clone(), last.forwarded.clone());
         }
         let ip_text = ip.to_string();
-        let mut forwarded = match ip {
-            IpAddr::V4(_) => format!("for={ip_text};proto=http"),
-            IpAddr::V6(_) => format!("for=\"[{ip_text}]\";proto=http"),
-        };
-        if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(h);
-            forwarded.push('"');
-        }
+        let forwarded = forwarded_element(ip, &ip_text, host);
         // An IP address's text is a valid header value, and `forwarded` is built from it and
         // a Host that was one; should that ever fail, nothing is remembered.
         let (Ok(ip_text), Ok(forwarded)) = (
@@ -164,6 +147,21 @@ fn untrusted_values(ip: IpAddr, host: Option<&HeaderValue>) -> (HeaderValue, Hea
         });
         (ip_text, forwarded)
     })
+}
+
+/// This hop's `Forwarded` element (RFC 7239): the peer at `ip` (written `ip_text`; an IPv6
+/// node quoted and bracketed), plain HTTP, and the Host asked for when it is text.
+fn forwarded_element(ip: IpAddr, ip_text: &str, host: Option<&HeaderValue>) -> String {
+    let mut element = match ip {
+        IpAddr::V4(_) => format!("for={ip_text};proto=http"),
+        IpAddr::V6(_) => format!("for=\"[{ip_text}]\";proto=http"),
+    };
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
+    }
+    element
 }
 
 /// All values of a header joined by `, `, if present and readable.
