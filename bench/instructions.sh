@@ -13,7 +13,8 @@
 # API key made in a temporary key store, as `load.py` measures it (`GET /v1/users/42`).
 # Instructions are not time: cache misses, system calls and wake-ups do not show here (about
 # half of every proxy's CPU on this VM is kernel time), so confirm a gain with ab-gateway.sh.
-# Needs valgrind (`apt-get install valgrind`). Loopback only; every run bounded.
+# `KEEP=DIR` keeps each run's callgrind file in DIR, for `callgrind_annotate` to show where the
+# instructions went. Needs valgrind (`apt-get install valgrind`). Loopback only; every run bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
@@ -69,6 +70,10 @@ measure() {
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   # The dump at exit holds everything counted while instrumentation was on.
+  if [[ -n ${KEEP:-} ]]; then
+    mkdir -p "$KEEP"
+    cp "$out" "$KEEP/$runs.$(basename "${name%% *}").callgrind"
+  fi
   python3 - "$name" "$n" "$out"* <<'EOF'
 import sys
 name, n, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

@@ -459,8 +459,8 @@ fn rotate_keeps_the_old_key_until_its_grace_ends() {
     let verified = f.verify(&new_key).unwrap();
     assert_eq!(verified.id.as_str(), new_id);
     assert_eq!(
-        (verified.tenant.as_str(), verified.scopes),
-        ("tenant-a", vec!["read".to_owned()])
+        (verified.tenant.as_str(), verified.scopes.as_slice()),
+        ("tenant-a", ["read".to_owned()].as_slice())
     );
 
     // Both listed; the old one with its new expiry.
@@ -1023,8 +1023,8 @@ fn create_signed_prints_a_key_and_its_signing_secret_once() {
     assert_eq!(f.signing_secret(&kek, id).as_deref(), Some(secret));
     // Sealed under the KEK the command was given: another does not open it.
     let other = Kek::generate().unwrap();
-    let sealed = verified.signing_secret.unwrap();
-    assert!(other.open(&id.parse().unwrap(), &sealed).is_err());
+    let sealed = verified.signing_secret.as_ref().unwrap();
+    assert!(other.open(&id.parse().unwrap(), sealed).is_err());
 
     // `--json`: the secret in `signing_secret`.
     let json = f

@@ -46,7 +46,7 @@ use crate::tenant_rate::TenantRate;
 pub struct CachedKeyStore {
     inner: Arc<dyn KeyStore>,
     ttl: Duration,
-    keys: Mutex<TtlMap<KeyId, Option<ApiKeyRecord>>>,
+    keys: Mutex<TtlMap<KeyId, Option<Arc<ApiKeyRecord>>>>,
     tenants: Mutex<TtlMap<String, bool>>,
 }
 
@@ -109,12 +109,21 @@ impl KeyStore for CachedKeyStore {
     }
 
     fn get<'a>(&'a self, id: &'a KeyId) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.get_shared(id).await?.map(Arc::unwrap_or_clone)) })
+    }
+
+    /// A hit shares the cached record (a reference count, not a copy of its strings), and keeps
+    /// sharing it until the record ages out: the same `Arc` means the same answer.
+    fn get_shared<'a>(
+        &'a self,
+        id: &'a KeyId,
+    ) -> BoxFuture<'a, Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
         Box::pin(async move {
             let now = self.clock().now();
             if let Some(hit) = lock(&self.keys).get_fresh(id, now, self.ttl) {
                 return Ok(hit);
             }
-            let found = self.inner.get(id).await?;
+            let found = self.inner.get_shared(id).await?;
             if !self.ttl.is_zero() {
                 lock(&self.keys).insert(id.clone(), found.clone(), now, self.ttl);
             }
@@ -435,6 +444,27 @@ mod tests {
         cached.verify(key.expose_secret()).await.unwrap();
         assert_eq!(inner.gets.load(Ordering::SeqCst), 2);
         assert_eq!(inner.suspension_reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn hits_share_the_cached_record_until_it_ages_out_or_changes() {
+        let (inner, clock) = counting();
+        let cached = CachedKeyStore::new(inner.clone());
+        let (_, key) = cached.create(NewKey::new("acme", "t")).await.unwrap();
+        let first = cached.verify(key.expose_secret()).await.unwrap();
+        let second = cached.verify(key.expose_secret()).await.unwrap();
+        assert!(Arc::ptr_eq(first.record(), second.record()));
+
+        clock.advance(CachedKeyStore::DEFAULT_TTL);
+        let refetched = cached.verify(key.expose_secret()).await.unwrap();
+        assert!(!Arc::ptr_eq(first.record(), refetched.record()));
+        assert_eq!(first, refetched);
+
+        // A change made here is not answered from the old record.
+        cached.revoke(key.id()).await.unwrap();
+        let after = cached.get_shared(key.id()).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(refetched.record(), &after));
+        assert_eq!(after.state, crate::record::KeyState::Revoked);
     }
 
     #[tokio::test]

@@ -183,17 +183,12 @@ pub async fn create_and_verify(store: Arc<dyn KeyStore>, clock: Arc<ManualClock>
     assert_eq!(store.get(&record.id).await.unwrap(), Some(record.clone()));
 
     let verified = store.verify(key.expose_secret()).await.unwrap();
-    assert_eq!(
-        verified,
-        VerifiedKey {
-            id: record.id.clone(),
-            tenant: "tenant-a".to_owned(),
-            subject: Some("billing service".to_owned()),
-            scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
-            expires_at: Some(expires_at),
-            signing_secret: None,
-        }
-    );
+    assert_eq!(**verified.record(), record);
+    assert_eq!(verified.tenant, "tenant-a");
+    assert_eq!(verified.subject.as_deref(), Some("billing service"));
+    assert_eq!(verified.scopes, ["orders:read", "orders:write"]);
+    assert_eq!(verified.expires_at, Some(expires_at));
+    assert_eq!(verified.signing_secret, None);
 }
 
 /// Another key's secret under this key's id is a bad secret.

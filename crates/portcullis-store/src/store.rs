@@ -16,6 +16,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, truncate_to_millis};
@@ -332,6 +333,15 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
             validate_quota_name(quota)?;
             self.delete_tenant_rate(tenant, quota).await
         })
+    }
+
+    /// [`get`](Self::get), the record behind an [`Arc`]: a caching store hands out the one it
+    /// holds instead of a copy (the default wraps `get`'s).
+    fn get_shared<'a>(
+        &'a self,
+        id: &'a KeyId,
+    ) -> BoxFuture<'a, Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
+        Box::pin(async move { Ok(self.get(id).await?.map(Arc::new)) })
     }
 
     /// Checks a presented key: well-formed, known, right secret (compared in constant time),

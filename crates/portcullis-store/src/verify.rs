@@ -6,30 +6,38 @@
 //! with the same 401; the kinds are for logs and metrics.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::error::StoreError;
 use crate::key::{KeyId, MalformedKey, PresentedKey};
-use crate::record::KeyState;
-use crate::signing::SealedSecret;
+use crate::record::{ApiKeyRecord, KeyState};
 use crate::store::KeyStore;
 
-/// The identity a valid key carries.
+/// A key that verified: its record, shared with the store's cache rather than copied out of it.
+///
+/// Derefs to the [`ApiKeyRecord`]: `verified.tenant`, `verified.scopes`, `verified.expires_at`
+/// (rotation grace included), and `verified.signing_secret`, still sealed (open it with the
+/// KEK and this key's id; `None` if the key does not sign requests). While a
+/// [`CachedKeyStore`](crate::CachedKeyStore) serves the record from its cache, every
+/// verification of the key shares one allocation ([`record`](Self::record)), so a caller can
+/// keep what it derives from a record for as long as it is handed the same one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedKey {
-    /// The key's public id.
-    pub id: KeyId,
-    /// The tenant the key acts for.
-    pub tenant: String,
-    /// The key's subject label, if it has one.
-    pub subject: Option<String>,
-    /// The scopes granted.
-    pub scopes: Vec<String>,
-    /// When the key stops working, if ever (rotation grace included).
-    pub expires_at: Option<SystemTime>,
-    /// The key's request-signing secret, still sealed (open it with the KEK and this key's id);
-    /// `None` if the key does not sign requests.
-    pub signing_secret: Option<SealedSecret>,
+pub struct VerifiedKey(Arc<ApiKeyRecord>);
+
+impl VerifiedKey {
+    /// The verified key's record, as shared by the store.
+    pub fn record(&self) -> &Arc<ApiKeyRecord> {
+        &self.0
+    }
+}
+
+impl Deref for VerifiedKey {
+    type Target = ApiKeyRecord;
+
+    fn deref(&self) -> &ApiKeyRecord {
+        &self.0
+    }
 }
 
 /// Why a presented key was refused.
@@ -144,7 +152,7 @@ pub(crate) async fn verify<S: KeyStore + ?Sized>(
 ) -> Result<VerifiedKey, VerifyError> {
     let key = PresentedKey::parse(presented).map_err(KeyRejection::from)?;
     let id = key.id();
-    let Some(record) = store.get(id).await? else {
+    let Some(record) = store.get_shared(id).await? else {
         return Err(KeyRejection::of(RejectionKind::UnknownKey, id).into());
     };
     // The prefix is part of the key: `other_<id>_<secret>` is not this key.
@@ -163,12 +171,5 @@ pub(crate) async fn verify<S: KeyStore + ?Sized>(
     if store.is_tenant_suspended(&record.tenant).await? {
         return Err(KeyRejection::of(RejectionKind::TenantSuspended, id).into());
     }
-    Ok(VerifiedKey {
-        id: record.id,
-        tenant: record.tenant,
-        subject: record.subject,
-        scopes: record.scopes,
-        expires_at: record.expires_at,
-        signing_secret: record.signing_secret,
-    })
+    Ok(VerifiedKey(record))
 }

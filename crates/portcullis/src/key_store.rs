@@ -156,13 +156,14 @@ impl ApiKeyVerifier for StoreVerifier {
                         }
                     };
                     self.touch(&key.id);
+                    // Copied from the record the cache shares, not moved out of a copy of it.
                     let identity = Identity {
-                        tenant: key.tenant,
-                        subject: key.subject,
-                        key_id: key.id.to_string(),
+                        tenant: key.tenant.clone(),
+                        subject: key.subject.clone(),
+                        key_id: key.id.as_str().to_owned(),
                         // API keys are issued to registered tenants; guests hold guest tokens.
                         role: Role::Registered,
-                        scopes: key.scopes,
+                        scopes: key.scopes.clone(),
                         credential: CredentialKind::ApiKey,
                         token_id: None,
                     };
