@@ -257,8 +257,14 @@ impl IdentityHeaderNames {
             put(&self.subject, subject);
         }
         put(&self.key_id, &identity.key_id);
-        put(&self.role, identity.role.as_str());
-        put(&self.scopes, &identity.scopes.join(","));
+        headers.insert(
+            self.role.clone(),
+            HeaderValue::from_static(identity.role.as_str()),
+        );
+        // The joined string becomes the value as it is, not copied again.
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(identity.scopes.join(","))) {
+            headers.insert(self.scopes.clone(), v);
+        }
     }
 }
 
@@ -498,6 +504,8 @@ where
         .filter(|_| requirement.jwt && query_token::is_websocket_upgrade(&req));
     let from_headers = presented(&config, &requirement, req.headers());
     let from_query = query_token.map_or(0, |name| query_token::count(req.uri(), name));
+    // Past the checks below, exactly one credential was presented: this says where.
+    let in_query = from_query > 0 && query_token.is_some();
     let presented = match (from_headers, from_query, query_token) {
         (p, 0, _) | (p, _, None) => p,
         // The token twice, or a header credential too: which one would an upstream
@@ -650,7 +658,9 @@ where
     }
     // The upstream gets the verified identity, not the secret: a key or token that
     // never leaves the gateway cannot leak from an upstream's logs or be replayed by it.
-    remove_credential(&config, &requirement, req.headers_mut());
+    if !in_query {
+        remove_credential(req.headers_mut());
+    }
     if let Some(name) = query_token
         && let Some(uri) = query_token::without(req.uri(), name)
     {
@@ -762,15 +772,12 @@ fn presented<'a>(
     }
 }
 
-/// Removes the presented credential: `X-API-Key`, and the `Authorization: Bearer` carrying an
-/// API key or (on a route that reads them) a JWT.
-fn remove_credential(config: &Config, requirement: &RouteRequirement, headers: &mut HeaderMap) {
-    headers.remove(&X_API_KEY);
-    let carries_credential = headers.get_all(header::AUTHORIZATION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|t| !matches!(bearer(config, requirement, t), Bearer::Other))
-    });
-    if carries_credential {
+/// Removes the one credential header a verified request presented: `X-API-Key` when it is
+/// there, else `Authorization` (whose bearer it was). [`presented`] refuses a request that
+/// carries credentials in both as ambiguous, so when `X-API-Key` is present an `Authorization`
+/// beside it holds something this route does not read (another scheme), and is left as it is.
+fn remove_credential(headers: &mut HeaderMap) {
+    if headers.remove(&X_API_KEY).is_none() {
         headers.remove(header::AUTHORIZATION);
     }
 }
@@ -985,6 +992,27 @@ mod tests {
         assert_eq!(seen["x-portcullis-key-id"], "aaaaaaaaaaaaaaaa");
         assert!(seen.get("x-api-key").is_none(), "the secret was forwarded");
         assert_eq!(seen.get_all("x-portcullis-tenant").iter().count(), 1);
+    }
+
+    #[test]
+    fn only_the_verified_credential_is_removed() {
+        let required = || requirement(AuthMode::Required, &[], false);
+        let bearer = format!("Bearer {KEY}");
+        let (res, seen) = call(required(), req(&[("authorization", &bearer)]));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(seen.unwrap().get("authorization").is_none());
+
+        // Beside `X-API-Key`, an `Authorization` this route does not read is the upstream's.
+        for other in ["Basic dXNlcjpwdw==", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x"] {
+            let (res, seen) = call(
+                required(),
+                req(&[("x-api-key", KEY), ("authorization", other)]),
+            );
+            assert_eq!(res.status(), StatusCode::OK);
+            let seen = seen.unwrap();
+            assert!(seen.get("x-api-key").is_none());
+            assert_eq!(seen["authorization"], other);
+        }
     }
 
     #[test]
