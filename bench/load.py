@@ -17,6 +17,8 @@ Targets:
   haproxy  wrk -> HAProxy (generated config)
   gateway  wrk -> portcullis serve --config examples/sdk-api.toml (JSON access log to /dev/null)
   gw-nolog the same with RUST_LOG=warn (access log and request span disabled)
+  gw-noauth the gateway with the access log, on the policy without its [auth] tables: the API
+           key passes through unchecked, as it does through nginx and HAProxy
 
 Python 3.11+ standard library only. All traffic stays on 127.0.0.1; every loop is bounded.
 Exit status: 0 when the harness ran, 1 on any failure, 3 with --strict when a target is missed.
@@ -48,6 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 BENCH_PATH = "/v1/users/42"  # falls through every route to the default one
+# The gateway variants, each compared with the other targets of its round.
+GATEWAYS = ("gateway", "gw-nolog", "gw-noauth")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -291,6 +295,28 @@ def load_posture(path: Path) -> Posture:
         id_accept=[h.lower() for h in cid.get("accept", ["x-correlation-id", "x-request-id"])],
         id_max_length=int(cid.get("max-length", 128)),
     )
+
+
+def without_auth(policy: Path, workdir: Path) -> Path:
+    """A copy of the policy without its `[auth]` tables and the routes' `auth` keys: the gateway
+    doing the work nginx and HAProxy are configured for, which pass the API key through
+    unchecked. Inline tables are one line in TOML, so removing lines is enough; the result is
+    checked to have no `auth` left."""
+    kept, skipping = [], False
+    for line in policy.read_text().splitlines():
+        table = re.match(r"\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]", line)
+        if table:
+            skipping = table.group(1) == "auth" or table.group(1).startswith("auth.")
+        if skipping or re.match(r"\s*auth\s*=", line):
+            continue
+        kept.append(line)
+    text = "\n".join(kept) + "\n"
+    doc = tomllib.loads(text)
+    if "auth" in doc or any("auth" in r for r in doc.get("route", [])) or "auth" in doc.get("default-route", {}):
+        raise HarnessError(f"{policy}: could not remove its [auth] settings line by line")
+    copy = workdir / "policy-noauth.toml"
+    copy.write_text(text)
+    return copy
 
 
 def with_bench_key(policy: Path, workdir: Path, portcullis: Path) -> Path:
@@ -852,6 +878,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     os.chmod(workdir, 0o755)  # nginx workers may run as another user
     log(f"work directory: {workdir}")
+    noauth_policy = without_auth(policy, workdir)
     policy = with_bench_key(policy, workdir, release / "portcullis")
 
     up = Server("direct", "direct (a)", free_port())
@@ -860,7 +887,8 @@ def main() -> int:
     hap = Server("haproxy", "HAProxy (c)", free_port())
     gw = Server("gateway", "gateway (d)", free_port())
     gwq = Server("gw-nolog", "gateway, RUST_LOG=warn", free_port())
-    targets = [up, bare, ngx, hap, gw, gwq]
+    gwn = Server("gw-noauth", "gateway, no [auth]", free_port())
+    targets = [up, bare, ngx, hap, gw, gwq, gwn]
     labels = {s.name: s.label for s in targets}
 
     env = {k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "TOKIO_WORKER_THREADS")}
@@ -909,7 +937,7 @@ def main() -> int:
         subprocess.run(["haproxy", "-c", "-q", "-f", str(workdir / "haproxy.cfg")], check=True, timeout=30)
         start(hap, ["haproxy", "-db", "-f", str(workdir / "haproxy.cfg")],
               cpus=server_cpus, env=env, stderr=errlog("haproxy"))
-        def gw_argv(port):
+        def gw_argv(port, policy=policy):
             return [
                 str(release / "portcullis"), "serve", "--config", str(policy),
                 "--upstream", f"http://{LOOPBACK}:{up.port}", "--listen", f"{LOOPBACK}:{port}",
@@ -918,6 +946,8 @@ def main() -> int:
         start(gw, gw_argv(gw.port), cpus=server_cpus, env=env_workers, stderr=errlog("gateway"))
         start(gwq, gw_argv(gwq.port), cpus=server_cpus, env=dict(env_workers, RUST_LOG="warn"),
               stderr=errlog("gw-nolog"))
+        start(gwn, gw_argv(gwn.port, noauth_policy), cpus=server_cpus, env=env_workers,
+              stderr=errlog("gw-noauth"))
         for s in targets[1:]:
             wait_ready(s)
 
@@ -961,7 +991,7 @@ def main() -> int:
         load_sum = summarise(rounds, names, "load")
         lat_sum = summarise(rounds, names, "latency")
         gw_ratios = {g: {"load": gateway_ratios(rounds, g, "load"), "latency": gateway_ratios(rounds, g, "latency")}
-                     for g in ("gateway", "gw-nolog")}
+                     for g in GATEWAYS}
 
         print(f"\nPortcullis load harness: {args.rounds} interleaved rounds, GET {BENCH_PATH}, 1 KiB JSON upstream body")
         print(f"  machine: {results['machine']['cpu']} x{ncpu}; "
@@ -979,13 +1009,13 @@ def main() -> int:
             print_table(f"Unloaded latency: wrk -t1 -c1 -d{args.latency_seconds}s", lat_sum, labels, cpu=False)
         print("\nGateway, medians of same-round ratios (c32 run; latency columns also from the c1 run):")
         print(f"  {'':<24}{'d/a':>8}{'d/b':>8}{'d/nginx':>9}{'d/haproxy':>10}{'p50 +b c32':>12}{'p50 +b c1':>11}{'p99 +b c1':>11}{'CPU d/b':>9}{'CPU d/c':>9}")
-        for g in ("gateway", "gw-nolog"):
+        for g in GATEWAYS:
             lo, la = gw_ratios[g]["load"], gw_ratios[g]["latency"]
             print(f"  {labels[g]:<24}{lo['d/a']:8.3f}{lo['d/b']:8.3f}{lo['d/nginx']:9.3f}{lo['d/haproxy']:10.3f}"
                   f"{lo['p50_added_over_bare_us']:+11.0f} {la['p50_added_over_bare_us']:+10.1f} {la['p99_added_over_bare_us']:+10.1f}"
                   f"{lo['cpu_ratio_vs_bare']:9.2f}{lo['cpu_ratio_vs_best_c']:9.2f}")
         missed = False
-        for g in ("gateway", "gw-nolog"):
+        for g in GATEWAYS:
             print(f"\nIssue targets, {labels[g]}:")
             for what, ok, value in targets_verdict(g, gw_ratios[g]["load"], gw_ratios[g]["latency"], load_sum):
                 print(f"  [{'met ' if ok else 'MISS'}] {what}: {value}")
