@@ -10,7 +10,8 @@
 #
 # Pinned like load.py (wrk and the upstream on CPU 0, the gateways on CPU 1, one worker each).
 # Prints one line per round and target: requests/s and CPU µs per request (utime+stime from
-# /proc/PID/stat, in clock ticks, over the measured wrk run). Loopback only; every run bounded.
+# /proc/PID/stat, in clock ticks, over the measured wrk run), then the user and system parts.
+# Loopback only; every run bounded.
 set -euo pipefail
 old=${1:?old binary}
 new=${2:?new binary}
@@ -45,18 +46,20 @@ for t in old:info new:info old:warn new:warn; do
   port_of[$t]=$p
 done
 sleep 2
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-echo "round target log req/s cpu_us_per_req"
+# utime and stime of the whole process (every thread), in clock ticks.
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
+echo "round target log req/s cpu_us_per_req user_us sys_us"
 for r in $(seq "$rounds"); do
   for t in old:info new:info old:warn new:warn; do
     url="http://127.0.0.1:${port_of[$t]}/v1/users/42"
     taskset -c 0 wrk -t1 -c32 -d1s "${auth[@]}" "$url" >/dev/null
-    c0=$(cpu "${pid_of[$t]}")
+    read -r u0 s0 < <(cpu "${pid_of[$t]}")
     out=$(taskset -c 0 wrk -t1 -c32 -d4s "${auth[@]}" "$url")
     if grep -q "Non-2xx" <<<"$out"; then echo "round $r $t: non-2xx answers, not the proxied path" >&2; exit 1; fi
-    c1=$(cpu "${pid_of[$t]}")
+    read -r u1 s1 < <(cpu "${pid_of[$t]}")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    echo "$r ${t%:*} ${t#*:} $rps $(python3 -c "print(round(($c1 - $c0) * 1e6 / $tick / $n, 2))")"
+    per() { python3 -c "print(round(($1) * 1e6 / $tick / $n, 2))"; }
+    echo "$r ${t%:*} ${t#*:} $rps $(per "$u1 + $s1 - $u0 - $s0") $(per "$u1 - $u0") $(per "$s1 - $s0")"
   done
 done

@@ -107,12 +107,17 @@ class Server:
         return pids
 
     def cpu_ticks(self) -> int:
-        total = 0
+        return sum(self.cpu_split_ticks())
+
+    def cpu_split_ticks(self) -> tuple[int, int]:
+        """(utime, stime) in clock ticks, over the target's processes."""
+        user = system = 0
         for pid in self.pids():
             stat = _read_stat(pid)
             if stat:
-                total += int(stat[11]) + int(stat[12])  # utime + stime
-        return total
+                user += int(stat[11])
+                system += int(stat[12])
+        return user, system
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -618,6 +623,9 @@ class Sample:
     p99_us: float
     errors: int
     cpu_us_per_req: float | None = None
+    # Its user-space and kernel parts (utime and stime).
+    user_us_per_req: float | None = None
+    sys_us_per_req: float | None = None
     cpu_busy: float | None = None  # CPU seconds / wall seconds of the target
     upstream_cpu_us_per_req: float | None = None
     wrk_cpu_s: float | None = None
@@ -680,20 +688,22 @@ def wrk(port: int, *, connections: int, seconds: int, cpus) -> Sample:
 
 def measure(target: Server, upstream: Server, *, connections: int, seconds: int, cpus) -> Sample:
     proc_target = target is not upstream
-    t0 = target.cpu_ticks()
+    t0 = target.cpu_split_ticks()
     u0 = upstream.cpu_ticks()
     m0 = machine_ticks()
     w0 = time.monotonic()
     sample = wrk(target.port, connections=connections, seconds=seconds, cpus=cpus)
     wall = time.monotonic() - w0
     m1 = machine_ticks()
-    t1 = target.cpu_ticks()
+    t1 = target.cpu_split_ticks()
     u1 = upstream.cpu_ticks()
-    cpu_s = (t1 - t0) / CLK_TCK
+    cpu_s = (sum(t1) - sum(t0)) / CLK_TCK
     ours = cpu_s + (0 if not proc_target else (u1 - u0) / CLK_TCK) + (sample.wrk_cpu_s or 0)
     sample.other_load = max(0.0, ((m1[0] - m0[0]) / CLK_TCK - ours) / wall)
     sample.steal = (m1[1] - m0[1]) / CLK_TCK / wall
     sample.cpu_us_per_req = cpu_s * 1e6 / sample.requests
+    sample.user_us_per_req = (t1[0] - t0[0]) / CLK_TCK * 1e6 / sample.requests
+    sample.sys_us_per_req = (t1[1] - t0[1]) / CLK_TCK * 1e6 / sample.requests
     sample.cpu_busy = cpu_s / wall
     if proc_target:
         sample.upstream_cpu_us_per_req = (u1 - u0) / CLK_TCK * 1e6 / sample.requests
@@ -730,6 +740,8 @@ def summarise(rounds: list[dict], names: list[str], mode: str) -> dict:
             "p50_added_us": med([s.p50_us - d.p50_us for s, d in zip(per, direct)]),
             "p99_added_us": med([s.p99_us - d.p99_us for s, d in zip(per, direct)]),
             "cpu_us_per_req": med([s.cpu_us_per_req for s in per]),
+            "user_us_per_req": med([s.user_us_per_req for s in per]),
+            "sys_us_per_req": med([s.sys_us_per_req for s in per]),
             "cpu_busy": med([s.cpu_busy for s in per]),
             "upstream_cpu_us_per_req": med([s.upstream_cpu_us_per_req for s in per]),
             "wrk_cpu_us_per_req": med([s.wrk_cpu_s * 1e6 / s.requests for s in per]),
@@ -772,7 +784,7 @@ def print_table(title: str, summary: dict, labels: dict, cpu: bool) -> None:
     print(f"\n{title}")
     head = f"  {'target':<24}{'req/s':>10}{'x direct':>10}{'p50 us':>10}{'p99 us':>10}{'p50 +a':>10}{'p99 +a':>10}"
     if cpu:
-        head += f"{'CPU us/req':>12}{'CPU busy':>10}"
+        head += f"{'CPU us/req':>12}{'user':>7}{'sys':>7}{'CPU busy':>10}"
     print(head)
     for n, s in summary.items():
         line = (
@@ -781,7 +793,10 @@ def print_table(title: str, summary: dict, labels: dict, cpu: bool) -> None:
             f"{fmt(s['p50_added_us'], '.0f'):>10}{fmt(s['p99_added_us'], '.0f'):>10}"
         )
         if cpu:
-            line += f"{fmt(s['cpu_us_per_req'], '.2f'):>12}{fmt(s['cpu_busy'] * 100, '.0f', '%'):>10}"
+            line += (
+                f"{fmt(s['cpu_us_per_req'], '.2f'):>12}{fmt(s['user_us_per_req'], '.1f'):>7}"
+                f"{fmt(s['sys_us_per_req'], '.1f'):>7}{fmt(s['cpu_busy'] * 100, '.0f', '%'):>10}"
+            )
         print(line)
 
 
