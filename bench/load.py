@@ -843,6 +843,9 @@ def main() -> int:
     ap.add_argument("--no-pin", action="store_true", help="do not pin: every process may use every core")
     ap.add_argument("--workers", type=int, default=0, help="threads/processes per proxy (default: the proxy CPUs)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
+    ap.add_argument("--pgo", action="store_true",
+                    help="run the gateway and the bare proxy from target/pgo/release (scripts/build-pgo), "
+                         "the upstream and the key tool from target/release")
     ap.add_argument("--policy", default="examples/sdk-api.toml")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     ap.add_argument("--strict", action="store_true", help="exit 3 when a target of the issue is missed")
@@ -887,6 +890,11 @@ def main() -> int:
     for b in ("portcullis", "bench-upstream", "bare-proxy"):
         if not (release / b).exists():
             raise HarnessError(f"{release / b} is missing (run without --no-build)")
+    # The two proxies whose own code is compared; both from the same kind of build.
+    proxies = ROOT / "target" / "pgo" / "release" if args.pgo else release
+    for b in ("portcullis", "bare-proxy"):
+        if not (proxies / b).exists():
+            raise HarnessError(f"{proxies / b} is missing (run scripts/build-pgo)")
 
     policy = ROOT / args.policy
     posture = load_posture(policy)
@@ -928,6 +936,7 @@ def main() -> int:
             "nice": args.nice,
             "path": BENCH_PATH,
             "policy": args.policy,
+            "pgo": args.pgo,
         },
     }
     status = 0
@@ -942,7 +951,7 @@ def main() -> int:
         start(up, [str(release / "bench-upstream"), "--listen", f"{LOOPBACK}:{up.port}"],
               cpus=client_cpus, env=env, stderr=errlog("upstream"))
         wait_ready(up)
-        start(bare, [str(release / "bare-proxy"), "--listen", f"{LOOPBACK}:{bare.port}",
+        start(bare, [str(proxies / "bare-proxy"), "--listen", f"{LOOPBACK}:{bare.port}",
                      "--upstream", f"{LOOPBACK}:{up.port}"],
               cpus=server_cpus, env=env_workers, stderr=errlog("bare"))
         subprocess.run(["nginx", "-t", "-q", "-p", str(workdir), "-e", str(workdir / "nginx-error.log"),
@@ -954,7 +963,7 @@ def main() -> int:
               cpus=server_cpus, env=env, stderr=errlog("haproxy"))
         def gw_argv(port, policy=policy):
             return [
-                str(release / "portcullis"), "serve", "--config", str(policy),
+                str(proxies / "portcullis"), "serve", "--config", str(policy),
                 "--upstream", f"http://{LOOPBACK}:{up.port}", "--listen", f"{LOOPBACK}:{port}",
             ]
 
@@ -1011,7 +1020,8 @@ def main() -> int:
         print(f"\nPortcullis load harness: {args.rounds} interleaved rounds, GET {BENCH_PATH}, 1 KiB JSON upstream body")
         print(f"  machine: {results['machine']['cpu']} x{ncpu}; "
               + ("no pinning" if client_cpus is None else f"wrk + upstream on CPU {sorted(client_cpus)}, proxies on CPU {sorted(server_cpus)}")
-              + f", {workers} worker(s) per proxy")
+              + f", {workers} worker(s) per proxy"
+              + ("; gateway and bare proxy: profile-guided builds (target/pgo)" if args.pgo else ""))
         m = results["machine"]
         print(f"  tree: {m['git_commit']}" + (f" + uncommitted changes in {len(m['git_dirty_paths'])} file(s)" if m["git_dirty_paths"] else "")
               + f"; {m['nginx']}; {m['haproxy'].split(' - ')[0]}; {m['wrk'].split(' [')[0]}")
