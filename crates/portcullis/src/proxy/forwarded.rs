@@ -40,11 +40,7 @@ pub fn apply(
         // The common case: every value depends on the peer and the Host alone.
         let (ip_text, forwarded) = untrusted_values(ip, host);
         headers.insert(X_REAL_IP, ip_text.clone());
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        match host {
-            Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
+        set_proto_and_host(headers, false, host);
         headers.insert(X_FORWARDED_FOR, ip_text);
         headers.insert(header::FORWARDED, forwarded);
         return;
@@ -74,8 +70,21 @@ pub fn apply(
 
     // `insert` replaces every value a client or proxy sent.
     headers.insert(X_REAL_IP, real_ip);
+    set_proto_and_host(headers, trusted, host);
+    // Built only from an IP address and a validated Host value, so always a valid value.
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`: behind a `trusted` proxy, its values stand and
+/// ours fill in what it did not say; otherwise ours replace the client's (and a `Host`-less
+/// request sends none).
+fn set_proto_and_host(headers: &mut HeaderMap, trusted: bool, host: Option<&HeaderValue>) {
     if trusted {
-        // A trusted proxy's values stand; ours fill in what it did not say.
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         }
@@ -90,13 +99,6 @@ pub fn apply(
             Some(h) => headers.insert(X_FORWARDED_HOST, h.clone()),
             None => headers.remove(&X_FORWARDED_HOST),
         };
-    }
-    // Built only from an IP address and a validated Host value, so always a valid value.
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
-        headers.insert(header::FORWARDED, v);
     }
 }
 
