@@ -20,16 +20,16 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 tick=$(getconf CLK_TCK)
 pids=()
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # examples/sdk-api.toml requires an API key on the measured path (as load.py does): a copy of
 # the policy with its SQLite key store in a temporary directory, one key made there, and every
 # request carrying it, so the measured path is the authenticated one, not a 401.
 work=$(mktemp -d)
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+key=$(keyed_policy "$new" "$work" bench)
 policy="$work/policy.toml"
-sed "s|\"sqlite:portcullis-keys.db\"|\"sqlite:$work/keys.db\"|" examples/sdk-api.toml >"$policy"
-key=$("$new" keys --config "$policy" create --tenant bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 auth=(-H "Authorization: Bearer $key")
 
 up=$(port)

@@ -27,7 +27,8 @@ done
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # N GET requests over four keep-alive connections; fails on anything but 200.
 cat >"$work/client.py" <<'EOF'
@@ -82,10 +83,8 @@ print(f"{name:<44} {total / n:>10,.0f}")
 EOF
 }
 
+key=$(keyed_policy "${bins[0]}" "$work" bench)
 policy="$work/policy.toml"
-sed "s|\"sqlite:portcullis-keys.db\"|\"sqlite:$work/keys.db\"|" examples/sdk-api.toml >"$policy"
-key=$("${bins[0]}" keys --config "$policy" create --tenant bench --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 echo "target                                       instructions/request"
 listen=$(port)
