@@ -8,16 +8,20 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::pool::PooledBody;
+
 pin_project_lite::pin_project! {
     /// Streams a peer's body through untouched (the client's request to the upstream, the
     /// upstream's response to the client), or carries bytes the gateway holds: a body it made
     /// (errors, security.txt) or one it had to read whole (a signed request, whose signature
     /// covers the body, so nothing is forwarded before it is checked). An enum rather than a
-    /// boxed body: no allocation per request or response.
+    /// boxed body: no allocation per request or response. An HTTP/1.1 upstream's response
+    /// comes with its pooled connection, handed back when the body ends.
     #[project = ProxyBodyProj]
     #[derive(Debug)]
     pub enum ProxyBody {
         Streaming { #[pin] body: Incoming },
+        Pooled { #[pin] body: PooledBody<ProxyBody> },
         Full { data: Option<Bytes> },
     }
 }
@@ -25,6 +29,12 @@ pin_project_lite::pin_project! {
 impl ProxyBody {
     pub fn upstream(body: Incoming) -> Self {
         Self::Streaming { body }
+    }
+}
+
+impl From<PooledBody<ProxyBody>> for ProxyBody {
+    fn from(body: PooledBody<ProxyBody>) -> Self {
+        Self::Pooled { body }
     }
 }
 
@@ -58,6 +68,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
             ProxyBodyProj::Streaming { body } => body.poll_frame(cx),
+            ProxyBodyProj::Pooled { body } => body.poll_frame(cx),
             ProxyBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
@@ -65,6 +76,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Streaming { body } => body.is_end_stream(),
+            Self::Pooled { body } => body.is_end_stream(),
             Self::Full { data } => data.is_none(),
         }
     }
@@ -72,6 +84,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Streaming { body } => body.size_hint(),
+            Self::Pooled { body } => body.size_hint(),
             Self::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }

@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod forwarded;
+pub mod pool;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -30,6 +31,7 @@ use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
 use tower::Service;
 
 pub use body::ProxyBody;
+pub use pool::Http1Pool;
 pub use websocket::Tunnels;
 
 /// The peer address type lives with the client-IP resolver that reads it; re-exported here so
@@ -44,7 +46,7 @@ pub struct Proxy {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpConnector, ProxyBody>,
+    upstream: Upstream,
     scheme: Scheme,
     authority: Authority,
     host: HeaderValue,
@@ -55,6 +57,14 @@ struct Inner {
     preserve_host: bool,
     trusted_proxies: Vec<IpNet>,
     tunnels: Tunnels,
+}
+
+/// The connections to the upstream: the pool of the gateway's own for HTTP/1.1 (see [`pool`]
+/// for why), hyper-util's client for h2c, where every request shares one connection.
+#[derive(Debug)]
+enum Upstream {
+    Http1(Http1Pool<ProxyBody>),
+    H2c(Box<Client<HttpConnector, ProxyBody>>),
 }
 
 /// Why a proxy could not be built.
@@ -84,17 +94,30 @@ impl Proxy {
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
+        let scheme = upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(upstream.idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(h2c)
-            .build(connector);
+        let client = if h2c {
+            Upstream::H2c(Box::new(
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(upstream.idle_timeout)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .http2_only(true)
+                    .build(connector),
+            ))
+        } else {
+            let target = Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query("/")
+                .build()
+                .map_err(|_| ProxyError::InvalidHost(authority.to_string()))?;
+            Upstream::Http1(Http1Pool::new(connector, target, upstream.idle_timeout))
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                client,
-                scheme: upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP),
+                upstream: client,
+                scheme,
                 authority,
                 host,
                 prefix: upstream.url.path().trim_end_matches('/').to_owned(),
@@ -194,26 +217,34 @@ impl Inner {
                 })?
             }
         };
-        parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|e| {
-                Rejection::bad_request("the request target is invalid").with_detail(e.to_string())
-            })?;
         parts.version = self.version;
-
-        let upstream = Request::from_parts(parts, body);
-        let response = tokio::time::timeout(self.request_timeout, self.client.request(upstream))
-            .await
-            .map_err(|_| {
-                Rejection::gateway_timeout(format!(
-                    "no response head within {:?}",
-                    self.request_timeout
-                ))
-            })?
-            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?;
+        let response = match &self.upstream {
+            // HTTP/1.1 sends the origin form; the connection is already the upstream's.
+            Upstream::Http1(pool) => {
+                parts.uri = Uri::from(path_and_query);
+                let sent = pool.send(Request::from_parts(parts, body));
+                self.within_timeout(sent)
+                    .await?
+                    .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?
+                    .map(ProxyBody::from)
+            }
+            Upstream::H2c(client) => {
+                parts.uri = Uri::builder()
+                    .scheme(self.scheme.clone())
+                    .authority(self.authority.clone())
+                    .path_and_query(path_and_query)
+                    .build()
+                    .map_err(|e| {
+                        Rejection::bad_request("the request target is invalid")
+                            .with_detail(e.to_string())
+                    })?;
+                let sent = client.request(Request::from_parts(parts, body));
+                self.within_timeout(sent)
+                    .await?
+                    .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?
+                    .map(ProxyBody::upstream)
+            }
+        };
 
         let (mut parts, body) = response.into_parts();
         if parts.status == StatusCode::SWITCHING_PROTOCOLS {
@@ -227,6 +258,18 @@ impl Inner {
             };
         }
         strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, ProxyBody::upstream(body)))
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// `sent`'s output, or a 504 once the request timeout has passed without a response head.
+    async fn within_timeout<T>(&self, sent: impl Future<Output = T>) -> Result<T, Rejection> {
+        tokio::time::timeout(self.request_timeout, sent)
+            .await
+            .map_err(|_| {
+                Rejection::gateway_timeout(format!(
+                    "no response head within {:?}",
+                    self.request_timeout
+                ))
+            })
     }
 }

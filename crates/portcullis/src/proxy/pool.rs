@@ -1,0 +1,467 @@
+//! Keep-alive HTTP/1.1 connections to the one upstream, reused request after request.
+//!
+//! Written here rather than taken from hyper-util's legacy `Client` (which still serves h2c
+//! upstreams, where one multiplexed connection is shared): that client is built for many
+//! hosts and pays for it on every request. It hashes its pool key with SipHash three times,
+//! races a pool checkout against a connect future, and moves its large futures about: about
+//! 9 500 instructions per proxied request under callgrind, a quarter of what the whole bare
+//! proxy spends (bench/README.md). A proxy talks to one upstream, so a stack of idle
+//! connections behind one uncontended mutex is enough, and the response body hands its
+//! connection back when it ends. hyper does the HTTP; the connector (`HttpConnector`: name
+//! resolution, connect timeout, `TCP_NODELAY`) is still hyper-util's.
+//!
+//! Semantics kept from the legacy client: the most recently used idle connection goes first
+//! (warm caches, and the upstream's idle timers see fewer connections); a connection idle for
+//! longer than the idle timeout is closed, not used; a request that a reused connection
+//! refused before writing a byte of it (the upstream closed it while it sat idle) is retried
+//! once per idle connection, then on a new one, and never when any of it was sent; a response
+//! body dropped before its end closes its connection (its unread rest would be taken for the
+//! next response).
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower::Service;
+
+/// Why a request got no response from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot connect to the upstream")]
+    Connect(#[source] Box<dyn StdError + Send + Sync>),
+    #[error("the upstream refused the HTTP/1.1 handshake")]
+    Handshake(#[source] hyper::Error),
+    #[error("the upstream did not answer")]
+    Send(#[source] hyper::Error),
+}
+
+/// HTTP/1.1 connections to one upstream. Cheap to clone: clones share the connections.
+pub struct Http1Pool<B> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B> Clone for Http1Pool<B> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Http1Pool<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http1Pool")
+            .field("target", &self.shared.target)
+            .field("idle", &self.idle_count())
+            .finish()
+    }
+}
+
+struct Shared<B> {
+    connector: HttpConnector,
+    /// `http://host:port`, what the connector connects to.
+    target: Uri,
+    idle_timeout: Duration,
+    /// Oldest first: checkout pops the newest, expiry trims the front.
+    idle: Mutex<Vec<Idle<B>>>,
+}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+impl<B> Shared<B> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle<B>>> {
+        // The list stays consistent whatever panicked while holding it (push and pop only).
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops the connections idle for longer than the idle timeout (closing them).
+    fn expire(&self, now: Instant) {
+        let mut idle = self.idle();
+        let fresh = idle
+            .iter()
+            .position(|c| now.saturating_duration_since(c.since) <= self.idle_timeout)
+            .unwrap_or(idle.len());
+        idle.drain(..fresh);
+    }
+}
+
+impl<B> Http1Pool<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    /// A pool of connections made by `connector` to `target` (`http://host:port`), each closed
+    /// once idle for `idle_timeout`. Must be called inside a Tokio runtime: a task closes
+    /// expired connections while no request comes to do it.
+    pub fn new(connector: HttpConnector, target: Uri, idle_timeout: Duration) -> Self {
+        let shared = Arc::new(Shared {
+            connector,
+            target,
+            idle_timeout,
+            idle: Mutex::new(Vec::new()),
+        });
+        spawn_expiry(Arc::downgrade(&shared), idle_timeout);
+        Self { shared }
+    }
+
+    /// Sends `req` (origin-form target, `Host` set) on an idle connection, or a new one.
+    pub async fn send(&self, mut req: Request<B>) -> Result<Response<PooledBody<B>>, PoolError> {
+        loop {
+            let (mut sender, reused) = match self.checkout().await {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    // After a 101 the connection belongs to the upgrade, never to the pool.
+                    let checkin =
+                        (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Checkin {
+                            sender,
+                            pool: Arc::downgrade(&self.shared),
+                        });
+                    return Ok(res.map(|body| PooledBody {
+                        body,
+                        ended: false,
+                        checkin,
+                    }));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Not a byte was written: the idle connection had been closed under us.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(PoolError::Send(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The newest idle connection that can take a request, if any.
+    async fn checkout(&self) -> Option<SendRequest<B>> {
+        loop {
+            let idle = self.shared.idle().pop()?;
+            let now = Instant::now();
+            if now.saturating_duration_since(idle.since) > self.shared.idle_timeout {
+                // The rest are older still (but one returned meanwhile may be fresh).
+                self.shared.expire(now);
+                return None;
+            }
+            let mut sender = idle.sender;
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // Its response has ended but its connection task has not yet asked for the next
+            // request (it is woken and will), or the upstream closed it (an error).
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<B>, PoolError> {
+        let mut connector = self.shared.connector.clone();
+        let io = connector
+            .call(self.shared.target.clone())
+            .await
+            .map_err(|e| PoolError::Connect(e.into()))?;
+        let (sender, conn) = http1::handshake(io).await.map_err(PoolError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+impl<B> Http1Pool<B> {
+    /// Connections now idle in the pool.
+    pub fn idle_count(&self) -> usize {
+        self.shared.idle().len()
+    }
+}
+
+/// Closes expired idle connections every half idle timeout, until the pool is gone.
+fn spawn_expiry<B: Send + 'static>(pool: Weak<Shared<B>>, idle_timeout: Duration) {
+    let every = (idle_timeout / 2).max(Duration::from_millis(50));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(shared) = pool.upgrade() else { break };
+            shared.expire(Instant::now());
+        }
+    });
+}
+
+/// A response's connection, returned to the pool when its body has ended.
+struct Checkin<B> {
+    sender: SendRequest<B>,
+    pool: Weak<Shared<B>>,
+}
+
+/// An upstream response body that returns its connection to the pool once it has been read to
+/// its end, and closes it when dropped before.
+pub struct PooledBody<B> {
+    body: Incoming,
+    ended: bool,
+    checkin: Option<Checkin<B>>,
+}
+
+impl<B> std::fmt::Debug for PooledBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody")
+            .field("body", &self.body)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl<B> Body for PooledBody<B> {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.ended = true,
+            // The connection is not reused after an error: it no longer frames messages.
+            Poll::Ready(Some(Err(_))) => self.checkin = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for PooledBody<B> {
+    fn drop(&mut self) {
+        let Some(Checkin { sender, pool }) = self.checkin.take() else {
+            return;
+        };
+        // hyper skips polling a body that says it has ended (an empty or fully read one).
+        if !(self.ended || self.body.is_end_stream()) || sender.is_closed() {
+            return;
+        }
+        if let Some(shared) = pool.upgrade() {
+            shared.idle().push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper::server::conn::http1 as server;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback upstream that counts the connections it accepts. `/big` answers 1 MiB,
+    /// `/close` asks to close the connection, `/empty` is a 204, `/slow` waits 50 ms.
+    async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+                    match req.uri().path() {
+                        "/big" => *res.body_mut() = Full::new(Bytes::from(vec![b'x'; 1 << 20])),
+                        "/close" => {
+                            res.headers_mut()
+                                .insert(http::header::CONNECTION, "close".parse().unwrap());
+                        }
+                        "/empty" => {
+                            *res.status_mut() = StatusCode::NO_CONTENT;
+                            *res.body_mut() = Full::default();
+                        }
+                        "/slow" => tokio::time::sleep(Duration::from_millis(50)).await,
+                        _ => {}
+                    }
+                    Ok::<_, Infallible>(res)
+                });
+                tokio::spawn(
+                    server::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn pool(addr: SocketAddr, idle_timeout: Duration) -> Http1Pool<Empty<Bytes>> {
+        let target = format!("http://{addr}/").parse().unwrap();
+        Http1Pool::new(HttpConnector::new(), target, idle_timeout)
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> Request<Empty<Bytes>> {
+        Request::get(path)
+            .header(http::header::HOST, addr.to_string())
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    async fn read(res: Response<PooledBody<Empty<Bytes>>>) -> Bytes {
+        res.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn requests_one_after_another_share_one_connection() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        for _ in 0..5 {
+            let res = pool.send(get(addr, "/")).await.unwrap();
+            assert_eq!(read(res).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_each_get_a_connection_and_all_come_back() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        let mut sends = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let pool = pool.clone();
+            sends.spawn(async move { read(pool.send(get(addr, "/slow")).await.unwrap()).await });
+        }
+        for body in sends.join_all().await {
+            assert_eq!(body, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+        assert_eq!(pool.idle_count(), 4);
+        // And they are used again.
+        for _ in 0..4 {
+            read(pool.send(get(addr, "/")).await.unwrap()).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_closes_its_connection() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        let mut body = pool.send(get(addr, "/big")).await.unwrap().into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.data_ref().is_some_and(|d| d.len() < 1 << 20));
+        drop(body);
+        assert_eq!(pool.idle_count(), 0);
+        // The next response is not the rest of the dropped one.
+        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_in_many_frames_returns_its_connection() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        let body = read(pool.send(get(addr, "/big")).await.unwrap()).await;
+        assert_eq!(body.len(), 1 << 20);
+        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_empty_response_returns_its_connection_unread() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        let res = pool.send(get(addr, "/empty")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        drop(res);
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closes_is_not_used_again() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_secs(90));
+        assert_eq!(
+            read(pool.send(get(addr, "/close")).await.unwrap()).await,
+            "ok"
+        );
+        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_dropped_is_replaced() {
+        // An upstream that answers one request per connection, keep-alive in words only.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+        });
+        let pool = pool(addr, Duration::from_secs(90));
+        for _ in 0..3 {
+            assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+            // Time for the connection task to see the upstream's close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_idle_past_the_timeout_are_closed() {
+        let (addr, accepted) = upstream().await;
+        let pool = pool(addr, Duration::from_millis(100));
+        read(pool.send(get(addr, "/")).await.unwrap()).await;
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(pool.idle_count(), 0, "the expiry task closed it");
+        read(pool.send(get(addr, "/")).await.unwrap()).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_is_down_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = pool(addr, Duration::from_secs(90))
+            .send(get(addr, "/"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PoolError::Connect(_)), "{err:?}");
+    }
+}
