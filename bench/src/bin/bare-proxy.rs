@@ -4,10 +4,11 @@
 //! the CLI's (`new_multi_thread().enable_all()`, so `TOKIO_WORKER_THREADS` applies), the accept
 //! loop on the `block_on` thread, `TCP_NODELAY` on accepted sockets, a hyper-util `auto` server
 //! with the gateway's settings (Tokio timer, 10 s header read timeout, 100 headers at most,
-//! 32 KiB HTTP/2 header lists), the gateway's allocator (mimalloc), and a hyper-util legacy
-//! `Client` over an `HttpConnector` with `nodelay` and the gateway's pool settings. Each request
-//! is forwarded with its path and query rewritten onto the upstream's authority; headers and
-//! bodies pass through untouched both ways.
+//! 32 KiB HTTP/2 header lists), the gateway's allocator (mimalloc), and the gateway's own
+//! HTTP/1.1 connection pool (`portcullis::proxy::Http1Pool`) over an `HttpConnector` with
+//! `nodelay` and the gateway's settings. Each request is forwarded in origin form with `Host`
+//! set to the upstream's authority; other headers and the bodies pass through untouched both
+//! ways.
 //!
 //! What the gateway does on top, and this does not: the policy layers, the wire-framing scan of
 //! request heads, graceful-shutdown tracking, hop-by-hop and forwarding headers, the per-request
@@ -23,19 +24,20 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::Either;
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use portcullis::proxy::Http1Pool;
+use portcullis::proxy::pool::PooledBody;
 use portcullis_bench::{ArgError, flags, loopback_addr};
 use tokio::net::TcpListener;
 
-type Body = Either<Incoming, Empty<Bytes>>;
+type Body = Either<PooledBody<Incoming>, Empty<Bytes>>;
 
 /// The gateway's allocator (`portcullis-cli`'s main.rs).
 #[global_allocator]
@@ -70,18 +72,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let authority = Authority::try_from(upstream.to_string())?;
+    let host = HeaderValue::try_from(upstream.to_string())?;
 
-    // The gateway's client: `portcullis::proxy::Proxy::new` with the policy's defaults.
+    // The gateway's connections: `portcullis::proxy::Proxy::new` with the policy's defaults.
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     connector.set_nodelay(true);
     connector.enforce_http(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector);
+    let target = Uri::try_from(format!("http://{upstream}/"))?;
+    let pool: Http1Pool<Incoming> = Http1Pool::new(connector, target, Duration::from_secs(90));
 
     // The gateway's server settings: `portcullis::server::Gateway::serve`.
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -107,10 +106,10 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn s
             }
         };
         let _ = stream.set_nodelay(true);
-        let client = client.clone();
-        let authority = authority.clone();
+        let pool = pool.clone();
+        let host = host.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            forward(client.clone(), authority.clone(), req)
+            forward(pool.clone(), host.clone(), req)
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -122,8 +121,8 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn s
 }
 
 async fn forward(
-    client: Client<HttpConnector, Incoming>,
-    authority: Authority,
+    pool: Http1Pool<Incoming>,
+    host: HeaderValue,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = req.into_parts();
@@ -132,16 +131,10 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build();
-    let Ok(uri) = uri else {
-        return Ok(status(StatusCode::BAD_REQUEST));
-    };
-    parts.uri = uri;
-    match client.request(Request::from_parts(parts, body)).await {
+    parts.uri = Uri::from(path_and_query);
+    parts.version = http::Version::HTTP_11;
+    parts.headers.insert(header::HOST, host);
+    match pool.send(Request::from_parts(parts, body)).await {
         Ok(res) => Ok(res.map(Either::Left)),
         Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
     }
