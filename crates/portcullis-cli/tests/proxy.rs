@@ -114,6 +114,42 @@ async fn correlation_ids_appear_in_logs_and_error_bodies() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let upstream = TestUpstream::start().await;
+    let gw = GatewayProcess::start(
+        common::binary(),
+        &dev_policy(""),
+        Some(&upstream.url()),
+        &[],
+    );
+    let client = Client::http1(gw.addr);
+    for path in ["/a", "/status/404", "/b", "/status/500", "/c"] {
+        client.get(path).await;
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), 5);
+    // One request at a time: every one on the connection the first opened.
+    assert!(
+        received.iter().all(|r| r.peer == received[0].peer),
+        "{:?}",
+        received.iter().map(|r| r.peer).collect::<Vec<_>>()
+    );
+
+    // A request whose response is still being read when the next one comes gets a second
+    // connection; both are kept.
+    let slow = tokio::spawn({
+        let client = Client::http1(gw.addr);
+        async move { client.get("/slow/300").await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(client.get("/d").await.status, 200);
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(client.get("/e").await.status, 200);
+    let peers: std::collections::HashSet<_> = upstream.received().iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+}
+
+#[tokio::test]
 async fn upstream_down_is_a_safe_502() {
     // Port 9 (discard) is closed on loopback: connection refused.
     let prod = GatewayProcess::start(

@@ -31,6 +31,9 @@ pub struct Received {
     /// Header names in lower case with their values, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// The address the request came from, where the server knows it: one per connection, so
+    /// tests can tell a kept-alive upstream connection from a new one.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Received {
@@ -55,6 +58,7 @@ impl Received {
                 })
                 .collect(),
             body,
+            peer: None,
         }
     }
 
@@ -87,12 +91,12 @@ impl TestUpstream {
         let log = received.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let log = log.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(req, log.clone()));
+                    let svc = hyper::service::service_fn(move |req| handle(req, peer, log.clone()));
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -121,6 +125,7 @@ impl TestUpstream {
 
 async fn handle(
     req: Request<Incoming>,
+    peer: SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -129,7 +134,10 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let received = Received::new(&parts, body.clone());
+    let received = Received {
+        peer: Some(peer),
+        ..Received::new(&parts, body.clone())
+    };
     log.lock().unwrap().push(received.clone());
 
     let path = parts.uri.path();

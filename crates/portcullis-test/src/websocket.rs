@@ -70,6 +70,7 @@ impl WsUpstream {
 }
 
 async fn serve(stream: TcpStream, log: Arc<Mutex<Vec<Received>>>) {
+    let stream_peer = stream.peer_addr().ok();
     // The signature is tungstenite's `Callback`, large error and all.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, res: Response| -> Result<Response, ErrorResponse> {
@@ -92,6 +93,7 @@ async fn serve(stream: TcpStream, log: Arc<Mutex<Vec<Received>>>) {
                 })
                 .collect(),
             body: bytes::Bytes::new(),
+            peer: stream_peer,
         });
         if req.uri().path().starts_with("/ws/deny") {
             let body = "denied by upstream";
