@@ -337,13 +337,17 @@ mod tests {
         res.into_body().collect().await.unwrap().to_bytes()
     }
 
+    /// `GET path`, read to its end.
+    async fn fetch(pool: &Http1Pool<Empty<Bytes>>, addr: SocketAddr, path: &str) -> Bytes {
+        read(pool.send(get(addr, path)).await.unwrap()).await
+    }
+
     #[tokio::test]
     async fn requests_one_after_another_share_one_connection() {
         let (addr, accepted) = upstream().await;
         let pool = pool(addr, Duration::from_secs(90));
         for _ in 0..5 {
-            let res = pool.send(get(addr, "/")).await.unwrap();
-            assert_eq!(read(res).await, "ok");
+            assert_eq!(fetch(&pool, addr, "/").await, "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
@@ -356,7 +360,7 @@ mod tests {
         let mut sends = tokio::task::JoinSet::new();
         for _ in 0..4 {
             let pool = pool.clone();
-            sends.spawn(async move { read(pool.send(get(addr, "/slow")).await.unwrap()).await });
+            sends.spawn(async move { fetch(&pool, addr, "/slow").await });
         }
         for body in sends.join_all().await {
             assert_eq!(body, "ok");
@@ -365,7 +369,7 @@ mod tests {
         assert_eq!(pool.idle_count(), 4);
         // And they are used again.
         for _ in 0..4 {
-            read(pool.send(get(addr, "/")).await.unwrap()).await;
+            fetch(&pool, addr, "/").await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
     }
@@ -380,7 +384,7 @@ mod tests {
         drop(body);
         assert_eq!(pool.idle_count(), 0);
         // The next response is not the rest of the dropped one.
-        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(fetch(&pool, addr, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -388,9 +392,9 @@ mod tests {
     async fn a_body_read_to_its_end_in_many_frames_returns_its_connection() {
         let (addr, accepted) = upstream().await;
         let pool = pool(addr, Duration::from_secs(90));
-        let body = read(pool.send(get(addr, "/big")).await.unwrap()).await;
+        let body = fetch(&pool, addr, "/big").await;
         assert_eq!(body.len(), 1 << 20);
-        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(fetch(&pool, addr, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
@@ -402,7 +406,7 @@ mod tests {
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         drop(res);
         assert_eq!(pool.idle_count(), 1);
-        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(fetch(&pool, addr, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
@@ -410,11 +414,8 @@ mod tests {
     async fn a_connection_the_upstream_closes_is_not_used_again() {
         let (addr, accepted) = upstream().await;
         let pool = pool(addr, Duration::from_secs(90));
-        assert_eq!(
-            read(pool.send(get(addr, "/close")).await.unwrap()).await,
-            "ok"
-        );
-        assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+        assert_eq!(fetch(&pool, addr, "/close").await, "ok");
+        assert_eq!(fetch(&pool, addr, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -435,7 +436,7 @@ mod tests {
         });
         let pool = pool(addr, Duration::from_secs(90));
         for _ in 0..3 {
-            assert_eq!(read(pool.send(get(addr, "/")).await.unwrap()).await, "ok");
+            assert_eq!(fetch(&pool, addr, "/").await, "ok");
             // Time for the connection task to see the upstream's close.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -445,11 +446,11 @@ mod tests {
     async fn connections_idle_past_the_timeout_are_closed() {
         let (addr, accepted) = upstream().await;
         let pool = pool(addr, Duration::from_millis(100));
-        read(pool.send(get(addr, "/")).await.unwrap()).await;
+        fetch(&pool, addr, "/").await;
         assert_eq!(pool.idle_count(), 1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(pool.idle_count(), 0, "the expiry task closed it");
-        read(pool.send(get(addr, "/")).await.unwrap()).await;
+        fetch(&pool, addr, "/").await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
