@@ -96,7 +96,7 @@ impl Proxy {
         connector.enforce_http(true);
         let scheme = upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
-        let client = if h2c {
+        let connections = if h2c {
             Upstream::H2c(Box::new(
                 Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(upstream.idle_timeout)
@@ -116,7 +116,7 @@ impl Proxy {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                upstream: client,
+                upstream: connections,
                 scheme,
                 authority,
                 host,
