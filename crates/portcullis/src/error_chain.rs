@@ -1,6 +1,7 @@
 //! An error and its causes on one line, `a: b: c`.
 //!
-//! hyper-util's legacy client says only "client error (Connect)"; the causes say "Connection
+//! An error's own message is often only its kind (hyper-util's legacy client: "client error
+//! (Connect)"; the proxy's pool: "cannot connect to the upstream"); the causes say "Connection
 //! refused" or which certificate check failed. The proxy's error detail and log, the JWKS
 //! fetcher and `portcullis probe` all need the whole chain.
 
