@@ -47,8 +47,6 @@ pub struct Proxy {
 #[derive(Debug)]
 struct Inner {
     upstream: Upstream,
-    scheme: Scheme,
-    authority: Authority,
     host: HeaderValue,
     /// Path prefix of the upstream URL, without a trailing slash (`""` for none).
     prefix: String,
@@ -60,11 +58,17 @@ struct Inner {
 }
 
 /// The connections to the upstream: the pool of the gateway's own for HTTP/1.1 (see [`pool`]
-/// for why), hyper-util's client for h2c, where every request shares one connection.
+/// for why), hyper-util's client for h2c, where every request shares one connection. The h2c
+/// client is handed absolute targets, so it keeps the upstream's scheme and authority; an
+/// HTTP/1.1 connection already is the upstream's and takes the origin form.
 #[derive(Debug)]
 enum Upstream {
     Http1(Http1Pool<ProxyBody>),
-    H2c(Box<Client<HttpConnector, ProxyBody>>),
+    H2c {
+        client: Box<Client<HttpConnector, ProxyBody>>,
+        scheme: Scheme,
+        authority: Authority,
+    },
 }
 
 /// Why a proxy could not be built.
@@ -97,14 +101,18 @@ impl Proxy {
         let scheme = upstream.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let h2c = upstream.protocol == UpstreamProtocol::H2c;
         let connections = if h2c {
-            Upstream::H2c(Box::new(
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(upstream.idle_timeout)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .http2_only(true)
-                    .build(connector),
-            ))
+            Upstream::H2c {
+                client: Box::new(
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(upstream.idle_timeout)
+                        .pool_timer(TokioTimer::new())
+                        .timer(TokioTimer::new())
+                        .http2_only(true)
+                        .build(connector),
+                ),
+                scheme,
+                authority,
+            }
         } else {
             let target = Uri::builder()
                 .scheme(scheme.clone())
@@ -117,8 +125,6 @@ impl Proxy {
         Ok(Self {
             inner: Arc::new(Inner {
                 upstream: connections,
-                scheme,
-                authority,
                 host,
                 prefix: upstream.url.path().trim_end_matches('/').to_owned(),
                 version: if h2c {
@@ -219,19 +225,19 @@ impl Inner {
         };
         parts.version = self.version;
         let response = match &self.upstream {
-            // HTTP/1.1 sends the origin form; the connection is already the upstream's.
             Upstream::Http1(pool) => {
                 parts.uri = Uri::from(path_and_query);
                 let sent = pool.send(Request::from_parts(parts, body));
-                self.within_timeout(sent)
-                    .await?
-                    .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?
-                    .map(ProxyBody::from)
+                self.answer(sent).await?.map(ProxyBody::from)
             }
-            Upstream::H2c(client) => {
+            Upstream::H2c {
+                client,
+                scheme,
+                authority,
+            } => {
                 parts.uri = Uri::builder()
-                    .scheme(self.scheme.clone())
-                    .authority(self.authority.clone())
+                    .scheme(scheme.clone())
+                    .authority(authority.clone())
                     .path_and_query(path_and_query)
                     .build()
                     .map_err(|e| {
@@ -239,10 +245,7 @@ impl Inner {
                             .with_detail(e.to_string())
                     })?;
                 let sent = client.request(Request::from_parts(parts, body));
-                self.within_timeout(sent)
-                    .await?
-                    .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?
-                    .map(ProxyBody::upstream)
+                self.answer(sent).await?.map(ProxyBody::upstream)
             }
         };
 
@@ -261,8 +264,12 @@ impl Inner {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// `sent`'s output, or a 504 once the request timeout has passed without a response head.
-    async fn within_timeout<T>(&self, sent: impl Future<Output = T>) -> Result<T, Rejection> {
+    /// The upstream's response to `sent`: a 504 once the request timeout has passed without a
+    /// response head, a 502 when the upstream could not be reached or did not answer.
+    async fn answer<T, E>(&self, sent: impl Future<Output = Result<T, E>>) -> Result<T, Rejection>
+    where
+        E: std::error::Error + 'static,
+    {
         tokio::time::timeout(self.request_timeout, sent)
             .await
             .map_err(|_| {
@@ -270,6 +277,7 @@ impl Inner {
                     "no response head within {:?}",
                     self.request_timeout
                 ))
-            })
+            })?
+            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))
     }
 }

@@ -80,7 +80,8 @@ struct Idle<B> {
 
 impl<B> Shared<B> {
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle<B>>> {
-        // The list stays consistent whatever panicked while holding it (push and pop only).
+        // The list stays consistent whatever panicked while holding it: it is only pushed to,
+        // popped from and trimmed at the front.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
