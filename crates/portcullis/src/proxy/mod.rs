@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -28,6 +29,8 @@ use ipnet::IpNet;
 use portcullis_layers::framing::strip_hop_by_hop;
 use portcullis_layers::{ClientIp, Rejection};
 use portcullis_policy::{UpstreamProtocol, UpstreamSettings};
+use tokio::time::Timeout;
+use tokio::time::error::Elapsed;
 use tower::Service;
 
 pub use body::ProxyBody;
@@ -149,25 +152,29 @@ impl Proxy {
 impl Service<Request<ProxyBody>> for Proxy {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+    type Future = ProxyFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<ProxyBody>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            Ok(inner
-                .forward(req)
-                .await
-                .unwrap_or_else(Rejection::into_response))
-        })
+        match self.inner.prepare(req) {
+            Ok((req, client_upgrade)) => Inner::exchange(&self.inner, req, client_upgrade),
+            Err(rejection) => Box::pin(std::future::ready(Ok(rejection.into_response()))),
+        }
     }
 }
 
 impl Inner {
-    async fn forward(&self, req: Request<ProxyBody>) -> Result<Response<ProxyBody>, Rejection> {
+    /// The client's request rewritten for the upstream, done before anything is awaited: the
+    /// hop-by-hop headers removed, the forwarding headers and `Host` set, the target in the
+    /// form the upstream takes. Also the client's side of a WebSocket upgrade, when it asked
+    /// for one.
+    fn prepare(
+        &self,
+        req: Request<ProxyBody>,
+    ) -> Result<(Request<ProxyBody>, Option<OnUpgrade>), Rejection> {
         let (mut parts, body) = req.into_parts();
         let client_upgrade = websocket::take_client_upgrade(&mut parts, self.version)?;
         let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
@@ -205,8 +212,8 @@ impl Inner {
                 client_host.as_ref(),
             );
         }
-        let host = match (&client_host, self.preserve_host) {
-            (Some(h), true) => h.clone(),
+        let host = match (client_host, self.preserve_host) {
+            (Some(h), true) => h,
             _ => self.host.clone(),
         };
         parts.headers.insert(header::HOST, host);
@@ -224,31 +231,63 @@ impl Inner {
             }
         };
         parts.version = self.version;
-        let response = match &self.upstream {
-            Upstream::Http1(pool) => {
-                parts.uri = Uri::from(path_and_query);
-                let sent = pool.send(Request::from_parts(parts, body));
-                self.answer(sent).await?.map(ProxyBody::from)
-            }
+        parts.uri = match &self.upstream {
+            Upstream::Http1(_) => Uri::from(path_and_query),
             Upstream::H2c {
-                client,
-                scheme,
-                authority,
-            } => {
-                parts.uri = Uri::builder()
-                    .scheme(scheme.clone())
-                    .authority(authority.clone())
-                    .path_and_query(path_and_query)
-                    .build()
-                    .map_err(|e| {
-                        Rejection::bad_request("the request target is invalid")
-                            .with_detail(e.to_string())
-                    })?;
-                let sent = client.request(Request::from_parts(parts, body));
-                self.answer(sent).await?.map(ProxyBody::upstream)
-            }
+                scheme, authority, ..
+            } => Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(path_and_query)
+                .build()
+                .map_err(|e| {
+                    Rejection::bad_request("the request target is invalid")
+                        .with_detail(e.to_string())
+                })?,
         };
+        Ok((Request::from_parts(parts, body), client_upgrade))
+    }
 
+    /// Sends the prepared `req` upstream and answers with the upstream's response.
+    fn exchange(
+        this: &Arc<Self>,
+        req: Request<ProxyBody>,
+        client_upgrade: Option<OnUpgrade>,
+    ) -> ProxyFuture {
+        match &this.upstream {
+            Upstream::Http1(pool) => Box::pin(Exchange {
+                sent: tokio::time::timeout(this.request_timeout, pool.send(req)),
+                proxy: this.clone(),
+                client_upgrade,
+            }),
+            Upstream::H2c { client, .. } => Box::pin(Exchange {
+                sent: tokio::time::timeout(this.request_timeout, client.request(req)),
+                proxy: this.clone(),
+                client_upgrade,
+            }),
+        }
+    }
+
+    /// The client's response from the upstream's answer: a 504 once the request timeout has
+    /// passed without a response head, a 502 when the upstream could not be reached or did not
+    /// answer; a switch to a WebSocket tunnel, or the response without its hop-by-hop headers.
+    fn respond<B, E>(
+        &self,
+        answered: Result<Result<Response<B>, E>, Elapsed>,
+        client_upgrade: Option<OnUpgrade>,
+    ) -> Result<Response<ProxyBody>, Rejection>
+    where
+        B: Into<ProxyBody>,
+        E: std::error::Error + 'static,
+    {
+        let response = answered
+            .map_err(|_| {
+                Rejection::gateway_timeout(format!(
+                    "no response head within {:?}",
+                    self.request_timeout
+                ))
+            })?
+            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?;
         let (mut parts, body) = response.into_parts();
         if parts.status == StatusCode::SWITCHING_PROTOCOLS {
             return match client_upgrade {
@@ -261,23 +300,40 @@ impl Inner {
             };
         }
         strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body))
+        Ok(Response::from_parts(parts, body.into()))
     }
+}
 
-    /// The upstream's response to `sent`: a 504 once the request timeout has passed without a
-    /// response head, a 502 when the upstream could not be reached or did not answer.
-    async fn answer<T, E>(&self, sent: impl Future<Output = Result<T, E>>) -> Result<T, Rejection>
-    where
-        E: std::error::Error + 'static,
-    {
-        tokio::time::timeout(self.request_timeout, sent)
-            .await
-            .map_err(|_| {
-                Rejection::gateway_timeout(format!(
-                    "no response head within {:?}",
-                    self.request_timeout
-                ))
-            })?
-            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))
+/// The future of [`Proxy`]'s responses.
+type ProxyFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// A request on its way upstream and back. A named future rather than an `async fn`: an
+    /// async body keeps a slot for each of its arguments and locals next to the future it
+    /// awaits, and the whole of it is copied each time it moves (into its box, for one), so
+    /// the plain struct is a third of the size and copied once.
+    struct Exchange<F> {
+        #[pin]
+        sent: Timeout<F>,
+        proxy: Arc<Inner>,
+        client_upgrade: Option<OnUpgrade>,
+    }
+}
+
+impl<F, B, E> Future for Exchange<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Into<ProxyBody>,
+    E: std::error::Error + 'static,
+{
+    type Output = Result<Response<ProxyBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answered = std::task::ready!(this.sent.poll(cx));
+        Poll::Ready(Ok(this
+            .proxy
+            .respond(answered, this.client_upgrade.take())
+            .unwrap_or_else(Rejection::into_response)))
     }
 }

@@ -19,6 +19,7 @@
 //! next response).
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
@@ -117,54 +118,68 @@ where
     }
 
     /// Sends `req` (origin-form target, `Host` set) on an idle connection, or a new one.
-    pub async fn send(&self, mut req: Request<B>) -> Result<Response<PooledBody<B>>, PoolError> {
-        loop {
-            let (mut sender, reused) = match self.checkout().await {
-                Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
-            };
-            match sender.try_send_request(req).await {
-                Ok(res) => {
-                    // After a 101 the connection belongs to the upgrade, never to the pool.
-                    let checkin =
-                        (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Checkin {
-                            sender,
-                            pool: Arc::downgrade(&self.shared),
-                        });
-                    return Ok(res.map(|body| PooledBody {
-                        body,
-                        ended: false,
-                        checkin,
-                    }));
+    ///
+    /// The future owns a handle on the pool rather than borrowing it, so the proxy can keep it
+    /// in a named future of its own; and it holds the request in one place only (an `async fn`
+    /// whose argument is rebound keeps two slots for it), which matters because the future is
+    /// moved whole on its way to the task: every byte of it is copied per request.
+    pub fn send(
+        &self,
+        mut req: Request<B>,
+    ) -> impl Future<Output = Result<Response<PooledBody<B>>, PoolError>> + Send + 'static {
+        let pool = self.clone();
+        async move {
+            loop {
+                let (mut sender, reused) = match pool.checkout() {
+                    Checkout::Ready(sender) => (sender, true),
+                    // Rare (a connection per idle timeout and concurrency step): boxed, so its
+                    // state does not enlarge every request's future.
+                    Checkout::Wait(sender) => match Box::pin(wait_ready(sender)).await {
+                        Some(sender) => (sender, true),
+                        None => continue,
+                    },
+                    Checkout::Empty => (Box::pin(pool.connect()).await?, false),
+                };
+                match sender.try_send_request(req).await {
+                    Ok(res) => {
+                        // After a 101 the connection belongs to the upgrade, never to the pool.
+                        let checkin =
+                            (res.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Checkin {
+                                sender,
+                                pool: Arc::downgrade(&pool.shared),
+                            });
+                        return Ok(res.map(|body| PooledBody {
+                            body,
+                            ended: false,
+                            checkin,
+                        }));
+                    }
+                    Err(mut e) => match e.take_message() {
+                        // Not a byte was written: the idle connection had been closed under us.
+                        Some(unsent) if reused => req = unsent,
+                        _ => return Err(PoolError::Send(e.into_error())),
+                    },
                 }
-                Err(mut e) => match e.take_message() {
-                    // Not a byte was written: the idle connection had been closed under us.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(PoolError::Send(e.into_error())),
-                },
             }
         }
     }
 
-    /// The newest idle connection that can take a request, if any.
-    async fn checkout(&self) -> Option<SendRequest<B>> {
-        loop {
-            let idle = self.shared.idle().pop()?;
-            let now = Instant::now();
-            if now.saturating_duration_since(idle.since) > self.shared.idle_timeout {
-                // The rest are older still (but one returned meanwhile may be fresh).
-                self.shared.expire(now);
-                return None;
-            }
-            let mut sender = idle.sender;
-            if sender.is_ready() {
-                return Some(sender);
-            }
-            // Its response has ended but its connection task has not yet asked for the next
-            // request (it is woken and will), or the upstream closed it (an error).
-            if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Some(sender);
-            }
+    /// The newest idle connection that can take a request, if any, without waiting when it is
+    /// ready (the usual case).
+    fn checkout(&self) -> Checkout<B> {
+        let Some(idle) = self.shared.idle().pop() else {
+            return Checkout::Empty;
+        };
+        let now = Instant::now();
+        if now.saturating_duration_since(idle.since) > self.shared.idle_timeout {
+            // The rest are older still (but one returned meanwhile may be fresh).
+            self.shared.expire(now);
+            return Checkout::Empty;
+        }
+        if idle.sender.is_ready() {
+            Checkout::Ready(idle.sender)
+        } else {
+            Checkout::Wait(idle.sender)
         }
     }
 
@@ -182,6 +197,20 @@ where
         });
         Ok(sender)
     }
+}
+
+/// What [`Http1Pool::checkout`] found.
+enum Checkout<B> {
+    Ready(SendRequest<B>),
+    /// Its response has ended but its connection task has not yet asked for the next request
+    /// (it is woken and will), or the upstream closed it.
+    Wait(SendRequest<B>),
+    Empty,
+}
+
+/// `sender` once it can take a request; `None` when its connection closed instead.
+async fn wait_ready<B>(mut sender: SendRequest<B>) -> Option<SendRequest<B>> {
+    (!sender.is_closed() && sender.ready().await.is_ok()).then_some(sender)
 }
 
 impl<B> Http1Pool<B> {
