@@ -11,6 +11,7 @@
 //! upstream that is itself closing its sockets with a close frame), at the price of a shutdown
 //! that lasts the whole grace period while a socket stays open; they are never kept past it.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -179,7 +180,12 @@ impl Gateway {
             next_connection(&self.listener, shutdown.as_mut(), "gateway").await
         {
             let _ = stream.set_nodelay(true);
-            let service = self.service.clone();
+            // One copy of the stack per connection, not per request: hyper calls its service
+            // through `&self`, a tower service is called through `&mut self`, and cloning the
+            // stack for each request costs an atomic increment and decrement per layer. The
+            // calls never overlap (each returns its future at once, and hyper makes them one
+            // after the other from the connection's task), so the borrow cannot fail.
+            let service = RefCell::new(self.service.clone());
             let queue = FramingQueue::default();
             let io = TokioIo::new(ScannedIo::new(stream, queue.clone()));
             let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -190,10 +196,11 @@ impl Gateway {
                 {
                     req.extensions_mut().insert(wire);
                 }
-                let mut service = service.clone();
+                // Called here, not in the future: the future then holds only what it awaits.
+                let response = service.borrow_mut().call(req);
                 let queue = queue.clone();
                 async move {
-                    let mut result = service.call(req).await;
+                    let mut result = response.await;
                     if let Ok(res) = &mut result {
                         on_switching_protocols(res, &queue);
                     }
