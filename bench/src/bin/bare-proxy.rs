@@ -5,7 +5,7 @@
 //! loop on the `block_on` thread, `TCP_NODELAY` on accepted sockets, a hyper-util `auto` server
 //! with the gateway's settings (Tokio timer, 10 s header read timeout, 100 headers at most,
 //! 32 KiB HTTP/2 header lists), the gateway's allocator (mimalloc), and the gateway's own
-//! HTTP/1.1 connection pool (`portcullis::proxy::Http1Pool`) over an `HttpConnector` with
+//! HTTP/1.1 connection pool and body type (`portcullis::proxy::{Http1Pool, ProxyBody}`) over an `HttpConnector` with
 //! `nodelay` and the gateway's settings. Each request is forwarded in origin form with `Host`
 //! set to the upstream's authority; other headers and the bodies pass through untouched both
 //! ways.
@@ -32,12 +32,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use portcullis::proxy::Http1Pool;
 use portcullis::proxy::pool::PooledBody;
+use portcullis::proxy::{Http1Pool, ProxyBody};
 use portcullis_bench::{ArgError, flags, loopback_addr};
 use tokio::net::TcpListener;
 
-type Body = Either<PooledBody<Incoming>, Empty<Bytes>>;
+type Body = Either<PooledBody<ProxyBody>, Empty<Bytes>>;
 
 /// The gateway's allocator (`portcullis-cli`'s main.rs).
 #[global_allocator]
@@ -80,7 +80,7 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn s
     connector.set_nodelay(true);
     connector.enforce_http(true);
     let target = Uri::try_from(format!("http://{upstream}/"))?;
-    let pool: Http1Pool<Incoming> = Http1Pool::new(connector, target, Duration::from_secs(90));
+    let pool: Http1Pool<ProxyBody> = Http1Pool::new(connector, target, Duration::from_secs(90));
 
     // The gateway's server settings: `portcullis::server::Gateway::serve`.
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -121,7 +121,7 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Box<dyn s
 }
 
 async fn forward(
-    pool: Http1Pool<Incoming>,
+    pool: Http1Pool<ProxyBody>,
     host: HeaderValue,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -134,7 +134,10 @@ async fn forward(
     parts.uri = Uri::from(path_and_query);
     parts.version = http::Version::HTTP_11;
     parts.headers.insert(header::HOST, host);
-    match pool.send(Request::from_parts(parts, body)).await {
+    match pool
+        .send(Request::from_parts(parts, ProxyBody::from(body)))
+        .await
+    {
         Ok(res) => Ok(res.map(Either::Left)),
         Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
     }

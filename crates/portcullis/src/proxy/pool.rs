@@ -14,9 +14,13 @@
 //! (warm caches, and the upstream's idle timers see fewer connections); a connection idle for
 //! longer than the idle timeout is closed, not used; a request that a reused connection
 //! refused before writing a byte of it (the upstream closed it while it sat idle) is retried
-//! once per idle connection, then on a new one, and never when any of it was sent; a response
-//! body dropped before its end closes its connection (its unread rest would be taken for the
-//! next response).
+//! once per idle connection, then on a new one; a response body dropped before its end closes
+//! its connection (its unread rest would be taken for the next response).
+//!
+//! One addition: the legacy client never sends again a request of which any part was written,
+//! so a request written into an idle connection that the upstream had just closed (the close
+//! not yet seen) fails. Here an idempotent request without a body, sent on a connection that
+//! had been idle for a while, is sent again after such a failure (see [`Http1Pool::send`]).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -25,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -99,7 +103,7 @@ impl<B> Shared<B> {
 
 impl<B> Http1Pool<B>
 where
-    B: Body + Send + 'static,
+    B: Body + Default + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
@@ -130,16 +134,26 @@ where
         let pool = self.clone();
         async move {
             loop {
-                let (mut sender, reused) = match pool.checkout() {
-                    Checkout::Ready(sender) => (sender, true),
+                let (mut sender, reused, idle_for) = match pool.checkout() {
+                    Checkout::Ready(sender, idle_for) => (sender, true, idle_for),
                     // Rare (a connection per idle timeout and concurrency step): boxed, so its
                     // state does not enlarge every request's future.
-                    Checkout::Wait(sender) => match Box::pin(wait_ready(sender)).await {
-                        Some(sender) => (sender, true),
+                    Checkout::Wait(sender, idle_for) => match Box::pin(wait_ready(sender)).await {
+                        Some(sender) => (sender, true, idle_for),
                         None => continue,
                     },
-                    Checkout::Empty => (Box::pin(pool.connect()).await?, false),
+                    Checkout::Empty => (Box::pin(pool.connect()).await?, false, Duration::ZERO),
                 };
+                // A connection that sat idle may have been closed by the upstream (its
+                // keep-alive timeout, a restart) so recently that its task has not seen it yet:
+                // the request is then written into a dead socket, and fails. An idempotent
+                // request without a body may be sent again after such a failure (RFC 9110,
+                // section 9.2.2), so it keeps a copy of its head for that. Only after an idle
+                // spell: a connection in steady use is alive, and copying the head of every
+                // request would cost more than it saves.
+                let replay = (reused && idle_for >= REPLAY_AFTER_IDLE)
+                    .then(|| replayable(&req))
+                    .flatten();
                 match sender.try_send_request(req).await {
                     Ok(res) => {
                         // After a 101 the connection belongs to the upgrade, never to the pool.
@@ -154,9 +168,18 @@ where
                             checkin,
                         }));
                     }
-                    Err(mut e) => match e.take_message() {
+                    Err(mut e) => match (e.take_message(), replay) {
                         // Not a byte was written: the idle connection had been closed under us.
-                        Some(unsent) if reused => req = unsent,
+                        (Some(unsent), _) if reused => req = unsent,
+                        // Written, and the connection died before any answer.
+                        (None, Some(copy)) if died_unanswered(e.error()) => {
+                            tracing::debug!(
+                                error = %e.error(),
+                                ?idle_for,
+                                "idle upstream connection was closed; sending the request again"
+                            );
+                            req = copy;
+                        }
                         _ => return Err(PoolError::Send(e.into_error())),
                     },
                 }
@@ -165,21 +188,22 @@ where
     }
 
     /// The newest idle connection that can take a request, if any, without waiting when it is
-    /// ready (the usual case).
+    /// ready (the usual case), and how long it has been idle.
     fn checkout(&self) -> Checkout<B> {
         let Some(idle) = self.shared.idle().pop() else {
             return Checkout::Empty;
         };
         let now = Instant::now();
-        if now.saturating_duration_since(idle.since) > self.shared.idle_timeout {
+        let idle_for = now.saturating_duration_since(idle.since);
+        if idle_for > self.shared.idle_timeout {
             // The rest are older still (but one returned meanwhile may be fresh).
             self.shared.expire(now);
             return Checkout::Empty;
         }
         if idle.sender.is_ready() {
-            Checkout::Ready(idle.sender)
+            Checkout::Ready(idle.sender, idle_for)
         } else {
-            Checkout::Wait(idle.sender)
+            Checkout::Wait(idle.sender, idle_for)
         }
     }
 
@@ -199,13 +223,58 @@ where
     }
 }
 
-/// What [`Http1Pool::checkout`] found.
+/// What [`Http1Pool::checkout`] found: an idle connection and how long it was idle, or none.
 enum Checkout<B> {
-    Ready(SendRequest<B>),
+    Ready(SendRequest<B>, Duration),
     /// Its response has ended but its connection task has not yet asked for the next request
     /// (it is woken and will), or the upstream closed it.
-    Wait(SendRequest<B>),
+    Wait(SendRequest<B>, Duration),
     Empty,
+}
+
+/// How long a connection must have been idle before an idempotent request sent on it keeps a
+/// copy to send again (see [`Http1Pool::send`]). Far above the gaps between the requests of a
+/// busy gateway, so the copy is never made in steady use; far below any upstream's keep-alive
+/// timeout (seconds), so a connection such a timeout closes is covered.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(50);
+
+/// A copy of `req` to send again, if it is idempotent (RFC 9110, section 9.2.2) and has no
+/// body: one already streamed cannot be read a second time.
+fn replayable<B: Body + Default>(req: &Request<B>) -> Option<Request<B>> {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(B::default());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether `error` says the connection ended before the response began: closed mid-message,
+/// or reset by the upstream.
+fn died_unanswered(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() {
+        return true;
+    }
+    let mut source = StdError::source(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// `sender` once it can take a request; `None` when its connection closed instead.
@@ -449,14 +518,17 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn an_idle_connection_the_upstream_dropped_is_replaced() {
-        // An upstream that answers one request per connection, keep-alive in words only.
+    /// An upstream that answers one request per connection, keep-alive in words only: it
+    /// closes each connection right after its response.
+    async fn one_shot_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
         tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf).await;
                 let _ = stream
@@ -464,12 +536,85 @@ mod tests {
                     .await;
             }
         });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_dropped_is_replaced() {
+        let (addr, _) = one_shot_upstream().await;
         let pool = pool(addr, Duration::from_secs(90));
         for _ in 0..3 {
             assert_eq!(fetch(&pool, addr, "/").await, "ok");
             // Time for the connection task to see the upstream's close.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_connection_closed_while_idle_goes_on_a_new_one() {
+        // The upstream runs on a thread of its own and closes its connection when told to,
+        // long after the response: by then the connection is idle in the pool.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (close, closes) = std::sync::mpsc::channel::<()>();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            while let Ok((mut stream, _)) = listener.accept() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                if closes.recv().is_err() {
+                    return;
+                }
+            }
+        });
+        let pool = pool(addr, Duration::from_secs(90));
+        for round in 1..=3 {
+            assert_eq!(fetch(&pool, addr, "/").await, "ok");
+            assert_eq!(
+                pool.idle_count(),
+                1,
+                "round {round}: the connection is idle"
+            );
+            // The runtime's one thread blocks while the upstream closes, so the connection's
+            // task cannot notice: the pool still offers the dead connection, and the next
+            // request must go on a new one rather than fail.
+            close.send(()).unwrap();
+            std::thread::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(20));
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[test]
+    fn only_idempotent_requests_without_a_body_are_copied_to_send_again() {
+        let request = |method: Method, body: Full<Bytes>| {
+            Request::builder()
+                .method(method)
+                .uri("/x?y=1")
+                .header("x-kept", "1")
+                .body(body)
+                .unwrap()
+        };
+        let copy = replayable(&request(Method::GET, Full::default())).unwrap();
+        assert_eq!(
+            (copy.method(), copy.uri().to_string()),
+            (&Method::GET, "/x?y=1".into())
+        );
+        assert_eq!(copy.headers()["x-kept"], "1");
+        for method in [Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE] {
+            assert!(replayable(&request(method, Full::default())).is_some());
+        }
+        for method in [Method::POST, Method::PATCH, Method::CONNECT] {
+            assert!(replayable(&request(method, Full::default())).is_none());
+        }
+        let with_body = request(Method::PUT, Full::new(Bytes::from_static(b"data")));
+        assert!(
+            replayable(&with_body).is_none(),
+            "a body cannot be read twice"
+        );
     }
 
     #[tokio::test]
