@@ -150,9 +150,10 @@ where
                 // request without a body may be sent again after such a failure (RFC 9110,
                 // section 9.2.2), so it keeps a copy of its head for that. Only after an idle
                 // spell: a connection in steady use is alive, and copying the head of every
-                // request would cost more than it saves.
+                // request would cost more than it saves. Boxed: the future holds a pointer
+                // rather than room for a second request.
                 let replay = (reused && idle_for >= REPLAY_AFTER_IDLE)
-                    .then(|| replayable(&req))
+                    .then(|| replayable(&req).map(Box::new))
                     .flatten();
                 match sender.try_send_request(req).await {
                     Ok(res) => {
@@ -178,7 +179,7 @@ where
                                 ?idle_for,
                                 "idle upstream connection was closed; sending the request again"
                             );
-                            req = copy;
+                            req = *copy;
                         }
                         _ => return Err(PoolError::Send(e.into_error())),
                     },
