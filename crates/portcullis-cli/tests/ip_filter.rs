@@ -140,3 +140,32 @@ async fn a_denied_client_gets_no_cors_answer() {
     assert_denied(&reply, &upstream, 0);
     assert!(reply.header("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn the_refusal_is_logged_with_the_requests_correlation_id() {
+    // The IP filter refuses while the stack is being called, before any future is polled: its
+    // log line must still carry the request's correlation ID.
+    let text = policy(
+        "[logging]\nformat = \"json\"\n",
+        "[ip-filter]\ndeny = [\"127.0.0.0/8\"]\n",
+    );
+    let (upstream, gw) = common::gateway(&text).await;
+    let client = Client::http1(gw.addr);
+    let reply = client
+        .send(
+            client
+                .request("GET", "/api/x")
+                .header("x-correlation-id", "ip-log-1")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+        )
+        .await;
+    assert_denied(&reply, &upstream, 0);
+    let lines = gw.output();
+    let refused = lines
+        .iter()
+        .find(|l| l.contains("client IP refused"))
+        .unwrap_or_else(|| panic!("no IP filter line in {lines:?}"));
+    let json: serde_json::Value = serde_json::from_str(refused).unwrap();
+    assert_eq!(json["spans"][0]["correlation_id"], "ip-log-1", "{refused}");
+}

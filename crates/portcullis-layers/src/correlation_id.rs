@@ -185,8 +185,12 @@ where
             .insert(config.header.clone(), id.header_value().clone());
         let span = tracing::info_span!("request", correlation_id = %id);
         req.extensions_mut().insert(id.clone());
+        // Inside the span for the call too, not only for the polls of its future: layers that
+        // refuse a request log while they are called (the IP filter, CSRF in report-only
+        // mode), and those lines need the correlation ID like every other.
+        let inner = span.in_scope(|| self.inner.call(req));
         CorrelationIdFuture {
-            inner: self.inner.call(req).instrument(span),
+            inner: inner.instrument(span),
             header: config.header.clone(),
             id: Some(id),
         }
