@@ -188,7 +188,11 @@ where
         // Inside the span for the call too, not only for the polls of its future: layers that
         // refuse a request log while they are called (the IP filter, CSRF in report-only
         // mode), and those lines need the correlation ID like every other.
-        let inner = span.in_scope(|| self.inner.call(req));
+        // (A guard rather than `in_scope`: the closure cost a copy of the request and of the
+        // returned future.)
+        let entered = span.enter();
+        let inner = self.inner.call(req);
+        drop(entered);
         CorrelationIdFuture {
             inner: inner.instrument(span),
             header: config.header.clone(),
