@@ -72,6 +72,37 @@ async fn an_allowed_origin_upgrades_and_messages_cross_both_ways() {
 }
 
 #[tokio::test]
+async fn the_tunnel_logs_with_the_correlation_id_of_its_handshake() {
+    let upstream = WsUpstream::start().await;
+    let gw = GatewayProcess::try_start(
+        common::binary(),
+        &policy("[logging]\nformat = \"json\"\n"),
+        Some(&upstream.url()),
+        &[],
+        &[("RUST_LOG", "info,portcullis::proxy::websocket=debug")],
+    )
+    .unwrap();
+    let mut ws = WsClient::connect(gw.addr, "/ws", Some(APP)).await.unwrap();
+    let id = ws.header("x-correlation-id").unwrap().to_owned();
+    assert_eq!(ws.recv_text().await, "hello");
+    // The upstream closes on the close frame; the tunnel task logs once both sides are done.
+    ws.close().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    let closed = loop {
+        // Awaited, not blocked on: the upstream runs on this test's runtime and must answer.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lines.extend(gw.output());
+        if let Some(line) = lines.iter().find(|l| l.contains("websocket tunnel closed")) {
+            break line.clone();
+        }
+        assert!(Instant::now() < deadline, "no tunnel line in {lines:?}");
+    };
+    let json: serde_json::Value = serde_json::from_str(&closed).unwrap();
+    assert_eq!(json["spans"][0]["correlation_id"], id.as_str(), "{closed}");
+}
+
+#[tokio::test]
 async fn only_the_upgrade_headers_cross_with_the_handshake() {
     let (upstream, gw) = ws_gateway(&policy("")).await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();

@@ -46,8 +46,9 @@ impl GatewayProcess {
         })
     }
 
-    /// Like [`Self::start`], with `env` added to the process environment; a gateway that exits
-    /// (or is not listening within 30 s) is an `Err` with every line it printed.
+    /// Like [`Self::start`], with `env` added to the process environment (`RUST_LOG` is `info`
+    /// unless `env` sets it); a gateway that exits (or is not listening within 30 s) is an
+    /// `Err` with every line it printed.
     pub fn try_start(
         binary: &Path,
         policy: &str,
@@ -65,9 +66,10 @@ impl GatewayProcess {
         if let Some(u) = upstream {
             cmd.arg("--upstream").arg(u);
         }
+        // `RUST_LOG=info` unless `env` says otherwise.
         cmd.args(extra)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();

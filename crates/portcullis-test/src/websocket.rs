@@ -184,6 +184,11 @@ impl WsClient {
         self.stream.send(Message::binary(data)).await.unwrap();
     }
 
+    /// Sends a close frame and closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
     /// The next data message; `None` once the connection is closed (cleanly or not).
     /// Panics after 20 s of silence.
     pub async fn recv(&mut self) -> Option<Message> {

@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use portcullis_layers::Rejection;
 use portcullis_layers::framing::strip_hop_by_hop;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::ProxyBody;
 
@@ -158,7 +159,10 @@ impl Tunnels {
 
     fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade) {
         let mut closing = self.close.subscribe();
-        tokio::spawn(async move {
+        // In the request's span (the handshake's response is being made in it), so the
+        // tunnel's lines carry the correlation ID of the request that opened it.
+        let span = tracing::Span::current();
+        let tunnel = async move {
             let splice = async {
                 let (client, upstream) = tokio::try_join!(client, upstream)
                     .map_err(|e| std::io::Error::other(format!("upgrade failed: {e}")))?;
@@ -181,7 +185,8 @@ impl Tunnels {
                     tracing::debug!("websocket tunnel closed by shutdown");
                 }
             }
-        });
+        };
+        tokio::spawn(tunnel.instrument(span));
     }
 }
 
