@@ -10,6 +10,7 @@ use portcullis_layers::auth::{
 };
 use portcullis_layers::signature::SigningSecret;
 use portcullis_policy::auth::{ApiKeySettings, SecretRef};
+use tracing::Instrument;
 
 use crate::secret_source::{self, SourceError};
 use portcullis_store::{
@@ -119,11 +120,17 @@ impl StoreVerifier {
         if due && let Ok(handle) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
             let id = id.clone();
-            handle.spawn(async move {
-                if let Err(e) = store.touch(&id, now).await {
-                    tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
+            // In the span of the request that used the key, so a failure to record it is
+            // logged with that request's correlation ID.
+            let span = tracing::Span::current();
+            handle.spawn(
+                async move {
+                    if let Err(e) = store.touch(&id, now).await {
+                        tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
     }
 }
