@@ -5,10 +5,10 @@
 //! loop on the `block_on` thread, `TCP_NODELAY` on accepted sockets, a hyper-util `auto` server
 //! with the gateway's settings (Tokio timer, 10 s header read timeout, 100 headers at most,
 //! 32 KiB HTTP/2 header lists), the gateway's allocator (mimalloc), and the gateway's own
-//! HTTP/1.1 connection pool and body type (`portcullis::proxy::{Http1Pool, ProxyBody}`) over an `HttpConnector` with
-//! `nodelay` and the gateway's settings. Each request is forwarded in origin form with `Host`
-//! set to the upstream's authority; other headers and the bodies pass through untouched both
-//! ways.
+//! HTTP/1.1 connection pool and body type (`portcullis::proxy::{Http1Pool, ProxyBody}`) over
+//! an `HttpConnector` with `nodelay` and the gateway's settings. Each request is forwarded in
+//! origin form with `Host` set to the upstream's authority; other headers and the bodies pass
+//! through untouched both ways.
 //!
 //! What the gateway does on top, and this does not: the policy layers, the wire-framing scan of
 //! request heads, graceful-shutdown tracking, hop-by-hop and forwarding headers, the per-request
