@@ -135,14 +135,16 @@ where
         async move {
             loop {
                 let (mut sender, reused, idle_for) = match pool.checkout() {
-                    Checkout::Ready(sender, idle_for) => (sender, true, idle_for),
-                    // Rare (a connection per idle timeout and concurrency step): boxed, so its
-                    // state does not enlarge every request's future.
-                    Checkout::Wait(sender, idle_for) => match Box::pin(wait_ready(sender)).await {
+                    Some((sender, idle_for)) if sender.is_ready() => (sender, true, idle_for),
+                    // Its response has ended but its connection task has not yet asked for the
+                    // next request (it is woken and will), or the upstream closed it. Rare, as
+                    // is connecting (a connection per idle timeout and concurrency step): both
+                    // boxed, so their state does not enlarge every request's future.
+                    Some((sender, idle_for)) => match Box::pin(wait_ready(sender)).await {
                         Some(sender) => (sender, true, idle_for),
                         None => continue,
                     },
-                    Checkout::Empty => (Box::pin(pool.connect()).await?, false, Duration::ZERO),
+                    None => (Box::pin(pool.connect()).await?, false, Duration::ZERO),
                 };
                 // A connection that sat idle may have been closed by the upstream (its
                 // keep-alive timeout, a restart) so recently that its task has not seen it yet:
@@ -188,24 +190,18 @@ where
         }
     }
 
-    /// The newest idle connection that can take a request, if any, without waiting when it is
-    /// ready (the usual case), and how long it has been idle.
-    fn checkout(&self) -> Checkout<B> {
-        let Some(idle) = self.shared.idle().pop() else {
-            return Checkout::Empty;
-        };
+    /// The newest idle connection not past the idle timeout, if any, and how long it has been
+    /// idle.
+    fn checkout(&self) -> Option<(SendRequest<B>, Duration)> {
+        let idle = self.shared.idle().pop()?;
         let now = Instant::now();
         let idle_for = now.saturating_duration_since(idle.since);
         if idle_for > self.shared.idle_timeout {
             // The rest are older still (but one returned meanwhile may be fresh).
             self.shared.expire(now);
-            return Checkout::Empty;
+            return None;
         }
-        if idle.sender.is_ready() {
-            Checkout::Ready(idle.sender, idle_for)
-        } else {
-            Checkout::Wait(idle.sender, idle_for)
-        }
+        Some((idle.sender, idle_for))
     }
 
     async fn connect(&self) -> Result<SendRequest<B>, PoolError> {
@@ -222,15 +218,6 @@ where
         });
         Ok(sender)
     }
-}
-
-/// What [`Http1Pool::checkout`] found: an idle connection and how long it was idle, or none.
-enum Checkout<B> {
-    Ready(SendRequest<B>, Duration),
-    /// Its response has ended but its connection task has not yet asked for the next request
-    /// (it is woken and will), or the upstream closed it.
-    Wait(SendRequest<B>, Duration),
-    Empty,
 }
 
 /// How long a connection must have been idle before an idempotent request sent on it keeps a
