@@ -5,8 +5,9 @@
 #
 #   bench/instructions.sh [GATEWAY_BINARY ...]    # default: target/release/portcullis
 #
-# For each gateway binary, and for the bare proxy (target/release/bare-proxy), it starts the
-# target under `valgrind --tool=callgrind` with instrumentation off, sends 200 unmeasured
+# For each gateway binary, for the bare proxy (target/release/bare-proxy) and for the floor
+# proxy (target/release/floor-proxy: the bare proxy plus the posture's fixed header work, with
+# the configuration load.py writes), it starts the target under `valgrind --tool=callgrind` with instrumentation off, sends 200 unmeasured
 # requests, turns instrumentation on, sends N requests (N=2000, `REQUESTS=` to change) over
 # four keep-alive connections, and prints the instructions counted divided by N: the gateway
 # with the access log off (`RUST_LOG=warn`) and on (`info`), on `examples/sdk-api.toml` with an
@@ -21,7 +22,7 @@ command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install v
 n=${REQUESTS:-2000}
 bins=("$@")
 [[ ${#bins[@]} -gt 0 ]] || bins=(target/release/portcullis)
-for b in "${bins[@]}" target/release/bare-proxy target/release/bench-upstream; do
+for b in "${bins[@]}" target/release/bare-proxy target/release/floor-proxy target/release/bench-upstream; do
   [[ -x $b ]] || { echo "$b is missing: cargo build --release -p portcullis-cli -p portcullis-bench --bins" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -89,6 +90,10 @@ policy="$work/policy.toml"
 echo "target                                       instructions/request"
 listen=$(port)
 measure bare-proxy "" target/release/bare-proxy --listen "127.0.0.1:$listen" --upstream "127.0.0.1:$up"
+floor_conf "$policy" "$work/floor.conf"
+listen=$(port)
+FLOOR_API_KEY=$key measure floor-proxy "$key" target/release/floor-proxy --listen "127.0.0.1:$listen" \
+  --upstream "127.0.0.1:$up" --config "$work/floor.conf"
 for b in "${bins[@]}"; do
   for log in warn info; do
     listen=$(port)

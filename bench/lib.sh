@@ -13,3 +13,16 @@ keyed_policy() {
   "$1" keys --config "$2/policy.toml" create --tenant "$3" --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
+
+# floor_conf POLICY OUT: writes the floor proxy's configuration for POLICY (as load.py does),
+# with the identity headers of a key made by keyed_policy.
+floor_conf() {
+  python3 -B - "$1" "$2" <<'EOF'
+import sys
+from pathlib import Path
+sys.path.insert(0, "bench")
+import load
+posture = load.load_posture(Path(sys.argv[1]))
+Path(sys.argv[2]).write_text(load.floor_conf(posture, keyed=True))
+EOF
+}

@@ -1,8 +1,11 @@
 //! Benchmarks for Portcullis: see bench/README.md.
 //!
-//! This library holds what the benchmark binaries share: the upstream's 1 KiB JSON body and
-//! the argument parsing of `bench-upstream` and `bare-proxy`, which only ever listen on or
-//! connect to loopback addresses (the load harness must never send traffic anywhere else).
+//! This library holds what the benchmark binaries share: the upstream's 1 KiB JSON body, the
+//! proxy plumbing of `bare-proxy` and `floor-proxy` ([`proxy`]), and the argument parsing of the
+//! three, which only ever listen on or connect to loopback addresses (the load harness must
+//! never send traffic anywhere else).
+
+pub mod proxy;
 
 use std::net::SocketAddr;
 
