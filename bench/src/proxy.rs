@@ -1,5 +1,6 @@
-//! The plumbing `bare-proxy` and `floor-proxy` share: the gateway's runtime settings, server,
-//! allocator-independent accept loop and upstream pool, with a hook for per-request [`Work`].
+//! The plumbing `bare-proxy` and `floor-proxy` share: the gateway's runtime, server settings,
+//! accept loop and upstream pool (each binary sets the gateway's allocator itself), with a hook
+//! for per-request [`Work`].
 //!
 //! The bare proxy runs it with [`Nothing`], which the compiler removes entirely, so the ceiling
 //! stays the gateway's plumbing and nothing else; the floor proxy runs the fixed header work a
