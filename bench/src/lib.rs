@@ -8,6 +8,7 @@
 pub mod proxy;
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use bytes::Bytes;
 
@@ -32,6 +33,18 @@ pub fn json_body() -> Bytes {
     doc.push_str("\"}");
     debug_assert_eq!(doc.len(), BODY_LEN);
     Bytes::from(doc)
+}
+
+/// A benchmark binary's exit status: failure, with `NAME: error` on stderr, when `result` is
+/// an error.
+pub fn exit_status(name: &str, result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Why the command line was refused.

@@ -31,13 +31,7 @@ use portcullis_bench::{ArgError, flags, loopback_addr};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bare-proxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    portcullis_bench::exit_status("bare-proxy", run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

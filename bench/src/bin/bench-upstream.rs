@@ -29,13 +29,7 @@ const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 const X_UPSTREAM_CORRELATION_ID: HeaderName = HeaderName::from_static("x-upstream-correlation-id");
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-upstream: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    portcullis_bench::exit_status("bench-upstream", run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

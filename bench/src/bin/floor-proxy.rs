@@ -55,13 +55,7 @@ use subtle::ConstantTimeEq;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("floor-proxy: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    portcullis_bench::exit_status("floor-proxy", run())
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
