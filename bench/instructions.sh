@@ -7,8 +7,8 @@
 #
 # For each gateway binary, for the bare proxy (target/release/bare-proxy) and for the floor
 # proxy (target/release/floor-proxy: the bare proxy plus the posture's fixed header work, with
-# the configuration load.py writes), it starts the target under `valgrind --tool=callgrind` with instrumentation off, sends 200 unmeasured
-# requests, turns instrumentation on, sends N requests (N=2000, `REQUESTS=` to change) over
+# the configuration load.py writes), it starts the target under `valgrind --tool=callgrind`
+# with instrumentation off, sends 200 unmeasured requests, turns instrumentation on, sends N requests (N=2000, `REQUESTS=` to change) over
 # four keep-alive connections, and prints the instructions counted divided by N: the gateway
 # with the access log off (`RUST_LOG=warn`) and on (`info`), on `examples/sdk-api.toml` with an
 # API key made in a temporary key store, as `load.py` measures it (`GET /v1/users/42`).

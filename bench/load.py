@@ -874,7 +874,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0, help="threads/processes per proxy (default: the proxy CPUs)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries in target/release as they are")
     ap.add_argument("--pgo", action="store_true",
-                    help="run the gateway and the bare proxy from target/pgo/release (scripts/build-pgo), "
+                    help="run the gateway, the bare and the floor proxy from target/pgo/release (scripts/build-pgo), "
                          "the upstream and the key tool from target/release")
     ap.add_argument("--policy", default="examples/sdk-api.toml")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
@@ -920,7 +920,7 @@ def main() -> int:
     for b in ("portcullis", "bench-upstream", "bare-proxy", "floor-proxy"):
         if not (release / b).exists():
             raise HarnessError(f"{release / b} is missing (run without --no-build)")
-    # The two proxies whose own code is compared; both from the same kind of build.
+    # The proxies whose own code is compared (gateway, bare, floor); all from the same kind of build.
     proxies = ROOT / "target" / "pgo" / "release" if args.pgo else release
     for b in ("portcullis", "bare-proxy", "floor-proxy"):
         if not (proxies / b).exists():
@@ -1063,7 +1063,7 @@ def main() -> int:
         print(f"  machine: {results['machine']['cpu']} x{ncpu}; "
               + ("no pinning" if client_cpus is None else f"wrk + upstream on CPU {sorted(client_cpus)}, proxies on CPU {sorted(server_cpus)}")
               + f", {workers} worker(s) per proxy"
-              + ("; gateway and bare proxy: profile-guided builds (target/pgo)" if args.pgo else ""))
+              + ("; gateway, bare and floor proxies: profile-guided builds (target/pgo)" if args.pgo else ""))
         m = results["machine"]
         print(f"  tree: {m['git_commit']}" + (f" + uncommitted changes in {len(m['git_dirty_paths'])} file(s)" if m["git_dirty_paths"] else "")
               + f"; {m['nginx']}; {m['haproxy'].split(' - ')[0]}; {m['wrk'].split(' [')[0]}")
