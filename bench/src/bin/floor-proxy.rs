@@ -6,9 +6,10 @@
 //! - the correlation ID: the first of the accepted headers present decides (its value when it
 //!   is 1 to `id-max-length` characters of the gateway's charset, else a new UUID v4); the
 //!   others are removed, the ID is sent upstream and echoed;
-//! - the API key (`Authorization: Bearer`): split, base64url-decoded, SHA-256-hashed, looked up
-//!   by its ID and compared in constant time, as the key store's cache does; a missing or wrong
-//!   key is a bare `401`; the identity headers a client sent are removed and the key's own
+//! - the API key (`Authorization: Bearer`): split, base64url-decoded and SHA-256-hashed as the
+//!   key store does, its ID compared with the one valid key's and its hash in constant time (a
+//!   real store first finds the key among many, which costs more); a missing or wrong key is a
+//!   bare `401`; the identity headers a client sent are removed and the key's own
 //!   (precomputed) are set;
 //! - `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded`, precomputed per connection;
 //! - the response posture: the removed headers removed, the global headers, the route's
