@@ -8,7 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use portcullis_test::{Client, Reply, TestUpstream};
+use portcullis_test::{Client, Reply, TestUpstream, json_line};
 
 const TRUSTED: &str = "[server]\ntrusted-proxies = [\"127.0.0.1/32\"]\n";
 
@@ -161,11 +161,6 @@ async fn the_refusal_is_logged_with_the_requests_correlation_id() {
         )
         .await;
     assert_denied(&reply, &upstream, 0);
-    let lines = gw.output();
-    let refused = lines
-        .iter()
-        .find(|l| l.contains("client IP refused"))
-        .unwrap_or_else(|| panic!("no IP filter line in {lines:?}"));
-    let json: serde_json::Value = serde_json::from_str(refused).unwrap();
+    let (refused, json) = json_line(&gw.output(), "client IP refused");
     assert_eq!(json["spans"][0]["correlation_id"], "ip-log-1", "{refused}");
 }

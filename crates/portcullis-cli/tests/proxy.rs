@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use portcullis_test::{Client, GatewayProcess, TestUpstream};
+use portcullis_test::{Client, GatewayProcess, TestUpstream, json_line};
 
 fn dev_policy(extra: &str) -> String {
     format!("environment = \"development\"\n{extra}")
@@ -97,11 +97,7 @@ async fn correlation_ids_appear_in_logs_and_error_bodies() {
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["error"]["correlation_id"], "trace-log-1");
     let lines = gw.output();
-    let access = lines
-        .iter()
-        .find(|l| l.contains("portcullis::access"))
-        .unwrap_or_else(|| panic!("no access log line in {lines:?}"));
-    let json: serde_json::Value = serde_json::from_str(access).unwrap();
+    let (access, json) = json_line(&lines, "portcullis::access");
     assert_eq!(json["status"], 502);
     assert_eq!(json["path"], "/v1/status");
     assert!(access.contains("trace-log-1"), "{access}");

@@ -173,3 +173,15 @@ impl Drop for GatewayProcess {
         let _ = std::fs::remove_file(&self.policy_file);
     }
 }
+
+/// The first of `lines` (a gateway's [`GatewayProcess::output`] in JSON log format) that
+/// contains `needle`, as printed and parsed; panics, listing every line, when none does or it
+/// is not JSON.
+pub fn json_line(lines: &[String], needle: &str) -> (String, serde_json::Value) {
+    let line = lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line containing {needle:?} in {lines:?}"));
+    let json = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    (line.clone(), json)
+}

@@ -10,7 +10,7 @@ pub mod upstream;
 pub mod websocket;
 
 pub use client::{Client, Reply, raw_exchange};
-pub use gateway::GatewayProcess;
+pub use gateway::{GatewayProcess, json_line};
 pub use pages::{Page, PageServer};
 pub use upstream::{Received, TestUpstream};
 pub use websocket::{WsClient, WsUpstream};
