@@ -79,9 +79,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     proxy::run(listen, upstream, Box::leak(Box::new(floor)))
 }
 
+/// Which paths a route takes: as nginx's `location = PATH`, `location ^~ PREFIX` and `location /`.
+enum Match {
+    Exact(String),
+    Prefix(String),
+    Any,
+}
+
 struct Route {
-    exact: Option<String>,
-    prefix: Option<String>,
+    matches: Match,
     cache_control: HeaderValue,
     vary: bool,
 }
@@ -180,22 +186,17 @@ impl Floor {
                     floor.id_header = name(w[0]).map_err(at)?;
                     floor.id_max_length = w[1].parse().map_err(|e| at(format!("{e}")))?;
                 }
-                "exact" | "prefix" => {
-                    let w = words(3)?;
+                "exact" | "prefix" | "default" => {
+                    let w = words(if directive == "default" { 2 } else { 3 })?;
+                    let (matches, rest) = match directive {
+                        "exact" => (Match::Exact(w[0].to_owned()), &w[1..]),
+                        "prefix" => (Match::Prefix(w[0].to_owned()), &w[1..]),
+                        _ => (Match::Any, &w[..]),
+                    };
                     floor.routes.push(Route {
-                        exact: (directive == "exact").then(|| w[0].to_owned()),
-                        prefix: (directive == "prefix").then(|| w[0].to_owned()),
-                        vary: w[1] == "vary",
-                        cache_control: value(w[2]).map_err(at)?,
-                    });
-                }
-                "default" => {
-                    let w = words(2)?;
-                    floor.routes.push(Route {
-                        exact: None,
-                        prefix: None,
-                        vary: w[0] == "vary",
-                        cache_control: value(w[1]).map_err(at)?,
+                        matches,
+                        vary: rest[0] == "vary",
+                        cache_control: value(rest[1]).map_err(at)?,
                     });
                 }
                 other => return Err(at(format!("unknown directive {other:?}"))),
@@ -208,7 +209,7 @@ impl Floor {
         if floor
             .routes
             .last()
-            .is_none_or(|r| r.exact.is_some() || r.prefix.is_some())
+            .is_none_or(|r| !matches!(r.matches, Match::Any))
         {
             return Err("the last route must be `default`".into());
         }
@@ -219,10 +220,10 @@ impl Floor {
     fn route(&self, path: &str) -> usize {
         self.routes
             .iter()
-            .position(|r| match (&r.exact, &r.prefix) {
-                (Some(exact), _) => path == exact,
-                (_, Some(prefix)) => path.starts_with(prefix.as_str()),
-                _ => true,
+            .position(|r| match &r.matches {
+                Match::Exact(exact) => path == exact,
+                Match::Prefix(prefix) => path.starts_with(prefix.as_str()),
+                Match::Any => true,
             })
             .unwrap_or(self.routes.len() - 1)
     }
