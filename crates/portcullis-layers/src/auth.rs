@@ -51,6 +51,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use tower::{Layer, Service};
 
+pub use crate::identity_headers::IdentityHeaderNames;
+use crate::identity_headers::PreparedIdentity;
 use crate::jwt::JwtVerifier;
 use crate::lockout::LockoutGuard;
 use crate::matched_route::MatchedRoute;
@@ -131,7 +133,7 @@ impl fmt::Display for AuthFailure {
 /// its signatures are checked with.
 #[derive(Debug, Clone)]
 pub struct VerifiedApiKey {
-    pub identity: Identity,
+    identity: PreparedIdentity,
     /// `Some`: every request sent with this key must be signed with this secret.
     pub signing_secret: Option<SigningSecret>,
 }
@@ -139,10 +141,26 @@ pub struct VerifiedApiKey {
 impl VerifiedApiKey {
     /// A key that does not sign.
     pub fn new(identity: Identity) -> Self {
+        Self::prepared(PreparedIdentity::new(identity))
+    }
+
+    /// A key that does not sign, whose identity the verifier prepared once for all the
+    /// requests the key authenticates (see [`crate::identity_headers`]).
+    pub fn prepared(identity: PreparedIdentity) -> Self {
         Self {
             identity,
             signing_secret: None,
         }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        self.identity.identity()
+    }
+
+    /// The identity with its header values, shared with every other request the verifier
+    /// handed it to.
+    pub fn prepared_identity(&self) -> &PreparedIdentity {
+        &self.identity
     }
 
     /// A key whose requests must be signed with `secret`.
@@ -205,66 +223,6 @@ impl RouteRequirement {
     /// Whether API keys are read on this route (signed or not).
     pub fn reads_api_keys(&self) -> bool {
         self.api_key || self.signed_only
-    }
-}
-
-/// The header names that carry the verified identity upstream.
-#[derive(Debug, Clone)]
-pub struct IdentityHeaderNames {
-    pub tenant: HeaderName,
-    pub subject: HeaderName,
-    pub key_id: HeaderName,
-    pub role: HeaderName,
-    pub scopes: HeaderName,
-}
-
-impl Default for IdentityHeaderNames {
-    fn default() -> Self {
-        Self {
-            tenant: HeaderName::from_static("x-portcullis-tenant"),
-            subject: HeaderName::from_static("x-portcullis-subject"),
-            key_id: HeaderName::from_static("x-portcullis-key-id"),
-            role: HeaderName::from_static("x-portcullis-role"),
-            scopes: HeaderName::from_static("x-portcullis-scopes"),
-        }
-    }
-}
-
-impl IdentityHeaderNames {
-    fn strip(&self, headers: &mut HeaderMap) {
-        crate::remove_headers::remove_all(
-            headers,
-            &[
-                &self.tenant,
-                &self.subject,
-                &self.key_id,
-                &self.role,
-                &self.scopes,
-            ],
-        );
-    }
-
-    fn set(&self, headers: &mut HeaderMap, identity: &Identity) {
-        let mut put = |name: &HeaderName, value: &str| {
-            // Values come from the key store and the policy; one that cannot be a header value
-            // is left out rather than sent mangled.
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(name.clone(), v);
-            }
-        };
-        put(&self.tenant, &identity.tenant);
-        if let Some(subject) = &identity.subject {
-            put(&self.subject, subject);
-        }
-        put(&self.key_id, &identity.key_id);
-        headers.insert(
-            self.role.clone(),
-            HeaderValue::from_static(identity.role.as_str()),
-        );
-        // The joined string becomes the value as it is, not copied again.
-        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(identity.scopes.join(","))) {
-            headers.insert(self.scopes.clone(), v);
-        }
     }
 }
 
@@ -562,7 +520,9 @@ where
         },
         // A JWT never signs: signing secrets belong to API keys.
         Credential::Jwt(token) => match config.jwt.as_ref() {
-            Some(verifier) => verifier.verify(token).map(|identity| (identity, None)),
+            Some(verifier) => verifier
+                .verify(token)
+                .map(|identity| (PreparedIdentity::new(identity), None)),
             None => Err(AuthFailure::Rejected(
                 "no JWT verifier is configured".to_owned(),
             )),
@@ -570,7 +530,7 @@ where
     };
     // The copy is not needed past its check.
     drop(credential);
-    let (identity, signing_secret) = match verified {
+    let (prepared, signing_secret) = match verified {
         Ok(verified) => verified,
         Err(AuthFailure::Rejected(reason)) => {
             tracing::info!(target: "portcullis::auth", %reason, "credential refused");
@@ -591,6 +551,7 @@ where
             .into_response());
         }
     };
+    let identity = prepared.identity();
     if let Some(list) = &config.revocations {
         if let Some(jti) = identity
             .token_id
@@ -646,7 +607,7 @@ where
         }
         _ => None,
     };
-    if let Err(rejection) = authorize(&config, &requirement, &identity, req.headers()) {
+    if let Err(rejection) = authorize(&config, &requirement, identity, req.headers()) {
         tracing::info!(
             target: "portcullis::auth",
             tenant = %identity.tenant,
@@ -666,8 +627,8 @@ where
     {
         *req.uri_mut() = uri;
     }
-    config.identity_headers.set(req.headers_mut(), &identity);
-    req.extensions_mut().insert(identity);
+    config.identity_headers.set(req.headers_mut(), &prepared);
+    req.extensions_mut().insert(prepared.into_identity());
     if let Some(signature) = signature {
         req.extensions_mut().insert(signature);
     }

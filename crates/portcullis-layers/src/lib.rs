@@ -18,6 +18,7 @@ pub mod cors;
 pub mod csrf;
 mod either_future;
 pub mod framing;
+pub mod identity_headers;
 pub mod ip_filter;
 pub mod jwt;
 pub mod lockout;

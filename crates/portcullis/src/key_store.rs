@@ -8,13 +8,15 @@ use std::time::{Duration, SystemTime};
 use portcullis_layers::auth::{
     ApiKeyVerifier, AuthFailure, CredentialKind, Identity, Role, VerifiedApiKey, VerifyFuture,
 };
+use portcullis_layers::identity_headers::PreparedIdentity;
 use portcullis_layers::signature::SigningSecret;
 use portcullis_policy::auth::{ApiKeySettings, SecretRef};
 use tracing::Instrument;
 
 use crate::secret_source::{self, SourceError};
 use portcullis_store::{
-    CachedKeyStore, Kek, KeyId, KeyStore, PostgresStore, SqliteStore, VerifyError,
+    ApiKeyRecord, CachedKeyStore, Kek, KeyId, KeyStore, PostgresStore, SqliteStore, VerifiedKey,
+    VerifyError,
 };
 
 /// Why the key store could not be opened. Never contains the store URL: a PostgreSQL URL
@@ -79,15 +81,29 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 pub struct StoreVerifier {
     store: Arc<dyn KeyStore>,
     kek: Option<Kek>,
-    touched: Mutex<HashMap<KeyId, SystemTime>>,
+    /// What this instance keeps per key it has verified; one lookup per request serves both.
+    keys: Mutex<HashMap<KeyId, KeyUse>>,
 }
+
+/// Per key: when its use was last recorded, and its identity, prepared once per record.
+#[derive(Debug)]
+struct KeyUse {
+    touched: SystemTime,
+    /// The record `identity` was made from. Held, so that its allocation cannot be reused by
+    /// another record that `Arc::ptr_eq` would then mistake for it.
+    record: Arc<ApiKeyRecord>,
+    identity: PreparedIdentity,
+}
+
+/// Past this many keys, the map is cleared rather than grown without limit.
+const MAX_KEYS: usize = 100_000;
 
 impl StoreVerifier {
     pub fn new(store: Arc<dyn KeyStore>) -> Self {
         Self {
             store,
             kek: None,
-            touched: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,41 +114,74 @@ impl StoreVerifier {
         self
     }
 
-    /// Records a use in the background, at most once per [`TOUCH_EVERY`] per key.
-    fn touch(&self, id: &KeyId) {
-        let now = self.store.clock().now();
-        let due = match self.touched.lock() {
-            Ok(mut touched) => {
-                let due = touched.get(id).is_none_or(|last| {
-                    now.duration_since(*last).unwrap_or_default() >= TOUCH_EVERY
-                });
-                if due {
-                    // Bounded: forget everything rather than grow without limit.
-                    if touched.len() >= 100_000 {
-                        touched.clear();
-                    }
-                    touched.insert(id.clone(), now);
-                }
-                due
-            }
-            Err(_) => false,
+    /// The identity of a verified key, and whether its use is due to be recorded (at most once
+    /// per [`TOUCH_EVERY`] per key). The identity is prepared again only when the store hands
+    /// out another record for the key: a cached store shares one record until its entry
+    /// expires or the key changes, an uncached store makes a new one per lookup.
+    fn note_use(&self, key: &VerifiedKey, now: SystemTime) -> (PreparedIdentity, bool) {
+        let Ok(mut keys) = self.keys.lock() else {
+            // A panic elsewhere poisoned the map: verify on, without it.
+            return (prepare(key), false);
         };
-        if due && let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            let id = id.clone();
-            // In the span of the request that used the key, so a failure to record it is
-            // logged with that request's correlation ID.
-            let span = tracing::Span::current();
-            handle.spawn(
-                async move {
-                    if let Err(e) = store.touch(&id, now).await {
-                        tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
-                    }
-                }
-                .instrument(span),
-            );
+        if let Some(used) = keys.get_mut(&key.id) {
+            if !Arc::ptr_eq(&used.record, key.record()) {
+                used.record = key.record().clone();
+                used.identity = prepare(key);
+            }
+            let due = now.duration_since(used.touched).unwrap_or_default() >= TOUCH_EVERY;
+            if due {
+                used.touched = now;
+            }
+            return (used.identity.clone(), due);
         }
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        let identity = prepare(key);
+        keys.insert(
+            key.id.clone(),
+            KeyUse {
+                touched: now,
+                record: key.record().clone(),
+                identity: identity.clone(),
+            },
+        );
+        (identity, true)
     }
+
+    /// Records a use of `id` at `now` in the background.
+    fn touch(&self, id: &KeyId, now: SystemTime) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.store.clone();
+        let id = id.clone();
+        // In the span of the request that used the key, so a failure to record it is
+        // logged with that request's correlation ID.
+        let span = tracing::Span::current();
+        handle.spawn(
+            async move {
+                if let Err(e) = store.touch(&id, now).await {
+                    tracing::warn!(key_id = %id, error = %e, "could not record a key's last use");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The identity an API key's record stands for.
+fn prepare(key: &VerifiedKey) -> PreparedIdentity {
+    PreparedIdentity::new(Identity {
+        tenant: key.tenant.clone(),
+        subject: key.subject.clone(),
+        key_id: key.id.as_str().to_owned(),
+        // API keys are issued to registered tenants; guests hold guest tokens.
+        role: Role::Registered,
+        scopes: key.scopes.clone(),
+        credential: CredentialKind::ApiKey,
+        token_id: None,
+    })
 }
 
 impl ApiKeyVerifier for StoreVerifier {
@@ -162,19 +211,12 @@ impl ApiKeyVerifier for StoreVerifier {
                             )));
                         }
                     };
-                    self.touch(&key.id);
-                    // Copied from the record the cache shares, not moved out of a copy of it.
-                    let identity = Identity {
-                        tenant: key.tenant.clone(),
-                        subject: key.subject.clone(),
-                        key_id: key.id.as_str().to_owned(),
-                        // API keys are issued to registered tenants; guests hold guest tokens.
-                        role: Role::Registered,
-                        scopes: key.scopes.clone(),
-                        credential: CredentialKind::ApiKey,
-                        token_id: None,
-                    };
-                    let verified = VerifiedApiKey::new(identity);
+                    let now = self.store.clock().now();
+                    let (identity, due) = self.note_use(&key, now);
+                    if due {
+                        self.touch(&key.id, now);
+                    }
+                    let verified = VerifiedApiKey::prepared(identity);
                     Ok(match signing_secret {
                         Some(secret) => verified.with_signing_secret(secret),
                         None => verified,
@@ -186,5 +228,141 @@ impl ApiKeyVerifier for StoreVerifier {
                 Err(VerifyError::Store(e)) => Err(AuthFailure::Unavailable(e.to_string())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_store::{Clock, ManualClock, MemoryStore, NewKey};
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        ))
+    }
+
+    /// A key of tenant `acme`, subject `ci`, scopes `read` and `write`, and its plaintext.
+    async fn key(store: &dyn KeyStore, tenant: &str) -> String {
+        let (_, plaintext) = store
+            .create(NewKey {
+                prefix: "pcl".into(),
+                tenant: tenant.into(),
+                subject: Some("ci".into()),
+                scopes: vec!["read".into(), "write".into()],
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        plaintext.expose_secret().to_owned()
+    }
+
+    async fn verified(verifier: &StoreVerifier, key: &str) -> VerifiedApiKey {
+        match verifier.verify(key).await {
+            Ok(verified) => verified,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_key_is_its_records_identity() {
+        let store = Arc::new(MemoryStore::new().with_clock(clock()));
+        let plaintext = key(&*store, "acme").await;
+        let verifier = StoreVerifier::new(store);
+        let verified = verified(&verifier, &plaintext).await;
+        let identity = verified.identity();
+        assert_eq!(identity.tenant, "acme");
+        assert_eq!(identity.subject.as_deref(), Some("ci"));
+        assert_eq!(identity.key_id, plaintext.split('_').nth(1).unwrap());
+        assert_eq!(identity.role, Role::Registered);
+        assert_eq!(identity.scopes, ["read", "write"]);
+        assert_eq!(identity.credential, CredentialKind::ApiKey);
+        assert!(verified.signing_secret.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_identity_is_prepared_once_per_record_the_store_hands_out() {
+        let clock = clock();
+        let memory = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        let plaintext = key(&*memory, "acme").await;
+        let other = key(&*memory, "globex").await;
+        let cached = CachedKeyStore::new(memory.clone()).with_ttl(Duration::from_secs(30));
+        let verifier = StoreVerifier::new(Arc::new(cached));
+        let first = verified(&verifier, &plaintext).await;
+        let again = verified(&verifier, &plaintext).await;
+        assert!(PreparedIdentity::ptr_eq(
+            first.prepared_identity(),
+            again.prepared_identity()
+        ));
+        let globex = verified(&verifier, &other).await;
+        assert_eq!(globex.identity().tenant, "globex");
+        assert!(!PreparedIdentity::ptr_eq(
+            first.prepared_identity(),
+            globex.prepared_identity()
+        ));
+        // The cache's entry expires: a new record, so a new preparation, of the same identity.
+        clock.advance(Duration::from_secs(31));
+        let later = verified(&verifier, &plaintext).await;
+        assert!(!PreparedIdentity::ptr_eq(
+            first.prepared_identity(),
+            later.prepared_identity()
+        ));
+        assert_eq!(later.identity(), first.identity());
+        // Without a cache every lookup is a new record: nothing stale is ever reused.
+        let uncached = StoreVerifier::new(memory);
+        let one = verified(&uncached, &plaintext).await;
+        let two = verified(&uncached, &plaintext).await;
+        assert!(!PreparedIdentity::ptr_eq(
+            one.prepared_identity(),
+            two.prepared_identity()
+        ));
+        assert_eq!(one.identity(), two.identity());
+    }
+
+    #[tokio::test]
+    async fn a_keys_use_is_due_at_most_once_a_minute() {
+        let clock = clock();
+        let store = Arc::new(MemoryStore::new().with_clock(clock.clone()));
+        let (a, b) = (key(&*store, "acme").await, key(&*store, "globex").await);
+        let (a, b) = (
+            store.verify(&a).await.unwrap(),
+            store.verify(&b).await.unwrap(),
+        );
+        let verifier = StoreVerifier::new(store);
+        let t0 = clock.now();
+        let due = |key: &VerifiedKey, after: u64| {
+            verifier.note_use(key, t0 + Duration::from_secs(after)).1
+        };
+        assert!(due(&a, 0));
+        assert!(!due(&a, 30));
+        assert!(due(&b, 30), "per key");
+        assert!(!due(&a, 59));
+        assert!(due(&a, 60));
+        assert!(!due(&a, 61));
+        // A clock that steps back does not make a use due.
+        assert!(!due(&a, 10));
+    }
+
+    #[tokio::test]
+    async fn a_use_is_recorded_in_the_store() {
+        let store = Arc::new(MemoryStore::new().with_clock(clock()));
+        let plaintext = key(&*store, "acme").await;
+        let id = store.verify(&plaintext).await.unwrap().id.clone();
+        let verifier = StoreVerifier::new(store.clone());
+        verified(&verifier, &plaintext).await;
+        for _ in 0..100 {
+            if store
+                .get(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_at
+                .is_some()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the key's use was never recorded");
     }
 }
