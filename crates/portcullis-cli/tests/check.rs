@@ -154,6 +154,7 @@ fn settings_that_would_silently_misbehave_are_errors() {
                   url = \"http://127.0.0.1:3000\"\n\
                   protocol = \"h2c\"\n\
                   preserve-host = true\n\
+                  max-connections = 0\n\
                   [headers.set.X-Frame-Options]\n\
                   value = \"DENY\"\n";
     let (code, _, stderr) = check(policy);
@@ -163,6 +164,10 @@ fn settings_that_would_silently_misbehave_are_errors() {
         "{stderr}"
     );
     assert!(stderr.contains("upstream.preserve-host"), "{stderr}");
+    assert!(
+        stderr.contains("upstream.max-connections: 0 is out of range (1 to 65536)"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("write header names in lower case (`x-frame-options`)"),
         "{stderr}"

@@ -189,6 +189,37 @@ async fn slow_upstream_is_a_504() {
 }
 
 #[tokio::test]
+async fn connections_to_the_upstream_are_capped_and_a_request_left_waiting_is_a_503() {
+    let upstream = TestUpstream::start().await;
+    let policy = dev_policy(
+        "[upstream]\nurl = \"http://127.0.0.1:1\"\nmax-connections = 1\nconnect-timeout = \"200ms\"\n",
+    );
+    let gw = GatewayProcess::start(common::binary(), &policy, Some(&upstream.url()), &[]);
+    let client = Client::http1(gw.addr);
+    let slow = tokio::spawn({
+        let client = Client::http1(gw.addr);
+        async move { client.get("/slow/1500").await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = client.get("/x").await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let body = reply.json();
+    assert_eq!(body["error"]["code"], "upstream_busy");
+    assert!(
+        body["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("all 1 connections"),
+        "{body}"
+    );
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(client.get("/x").await.status, 200);
+    let peers: std::collections::HashSet<_> = upstream.received().iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 1, "one connection at a time: {peers:?}");
+}
+
+#[tokio::test]
 async fn upstream_errors_pass_through_with_the_posture() {
     let (_upstream, gw) = common::gateway(&common::sdk_api("production")).await;
     let reply = Client::http1(gw.addr).get("/status/503").await;

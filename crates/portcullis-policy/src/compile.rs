@@ -710,10 +710,25 @@ fn build_upstream(cx: &mut Cx, raw: RawUpstream) -> UpstreamSettings {
             raw.idle_timeout.as_deref(),
             defaults.idle_timeout,
         ),
+        max_connections: match raw.max_connections {
+            None => defaults.max_connections,
+            Some(n) if (1..=MAX_UPSTREAM_CONNECTIONS).contains(&n) => n as usize,
+            Some(n) => {
+                cx.error(
+                    path.key("max-connections"),
+                    format!("{n} is out of range (1 to {MAX_UPSTREAM_CONNECTIONS})"),
+                );
+                defaults.max_connections
+            }
+        },
         preserve_host,
         ..defaults
     }
 }
+
+/// The most `[upstream] max-connections` may be: far past what one upstream serves, and each
+/// connection costs the gateway a file descriptor.
+const MAX_UPSTREAM_CONNECTIONS: i64 = 65_536;
 
 /// A `tracing` filter: `info`, or `info,portcullis::access=off`. A bare word that is not a
 /// level would be read as a target name and silence everything else, so it is refused.

@@ -88,13 +88,16 @@ pub struct UpstreamSettings {
     pub request_timeout: Duration,
     /// How long a pooled upstream connection may sit idle.
     pub idle_timeout: Duration,
+    /// The most HTTP/1.1 connections open to the upstream at once. A request that finds all of
+    /// them busy waits up to `connect_timeout` for one, then gets a 503.
+    pub max_connections: usize,
     /// Forward the client's `Host` instead of the upstream's authority.
     pub preserve_host: bool,
 }
 
 impl UpstreamSettings {
     /// An HTTP/1.1 upstream at `url` with the default timeouts (connect 5s, response head 30s,
-    /// idle 90s) and the upstream's own Host.
+    /// idle 90s), at most 1024 connections, and the upstream's own Host.
     pub fn new(url: Uri) -> Self {
         Self {
             url,
@@ -102,6 +105,7 @@ impl UpstreamSettings {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
+            max_connections: 1024,
             preserve_host: false,
         }
     }

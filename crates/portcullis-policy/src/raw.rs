@@ -61,6 +61,7 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub max_connections: Option<i64>,
     pub preserve_host: Option<bool>,
 }
 

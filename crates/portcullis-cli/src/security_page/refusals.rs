@@ -145,6 +145,12 @@ pub const UPSTREAM_TIMEOUT: Refusal = refusal(
     "upstream_timeout",
     "the upstream does not answer in time",
 );
+// crates/portcullis/src/proxy/mod.rs
+pub const UPSTREAM_BUSY: Refusal = refusal(
+    503,
+    "upstream_busy",
+    "every allowed connection to the upstream stays busy for the connect timeout",
+);
 
 #[cfg(test)]
 mod tests {
@@ -183,9 +189,13 @@ mod tests {
             "rejection.rs",
             include_str!("../../../portcullis-layers/src/rejection.rs"),
         ),
+        (
+            "proxy/mod.rs",
+            include_str!("../../../portcullis/src/proxy/mod.rs"),
+        ),
     ];
 
-    /// Every code on the page is one a layer really sends: the page must not invent codes, and
+    /// Every code on the page is one a layer (or the proxy) really sends: the page must not invent codes, and
     /// a renamed code must fail here rather than go stale on reviewers' pages.
     #[test]
     fn every_code_is_produced_by_a_layer() {
@@ -215,6 +225,7 @@ mod tests {
             METHOD_NOT_ALLOWED,
             UPSTREAM_UNAVAILABLE,
             UPSTREAM_TIMEOUT,
+            UPSTREAM_BUSY,
         ];
         for r in all {
             let quoted = format!("\"{}\"", r.code);

@@ -34,7 +34,7 @@ use tokio::time::error::Elapsed;
 use tower::Service;
 
 pub use body::ProxyBody;
-pub use pool::Http1Pool;
+pub use pool::{Http1Pool, PoolError};
 pub use websocket::Tunnels;
 
 /// The peer address type lives with the client-IP resolver that reads it; re-exported here so
@@ -123,7 +123,15 @@ impl Proxy {
                 .path_and_query("/")
                 .build()
                 .map_err(|_| ProxyError::InvalidHost(authority.to_string()))?;
-            Upstream::Http1(Http1Pool::new(connector, target, upstream.idle_timeout))
+            Upstream::Http1(Http1Pool::with_limit(
+                connector,
+                target,
+                upstream.idle_timeout,
+                upstream.max_connections,
+                // As HAProxy's queue timeout defaults to its connect timeout: waiting for a
+                // connection is part of getting one.
+                upstream.connect_timeout,
+            ))
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -287,7 +295,7 @@ impl Inner {
                     self.request_timeout
                 ))
             })?
-            .map_err(|e| Rejection::bad_gateway(crate::error_chain(&e)))?;
+            .map_err(|e| upstream_failure(&e))?;
         let (mut parts, body) = response.into_parts();
         if parts.status == StatusCode::SWITCHING_PROTOCOLS {
             return match client_upgrade {
@@ -301,6 +309,21 @@ impl Inner {
         }
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.into()))
+    }
+}
+
+/// The rejection for a request the upstream did not answer: a 503 when every connection to it
+/// stayed busy (the upstream is slow, not down: try again shortly), else a 502.
+fn upstream_failure(error: &(dyn std::error::Error + 'static)) -> Rejection {
+    match error.downcast_ref::<PoolError>() {
+        Some(PoolError::Saturated { .. }) => Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_busy",
+            "the upstream service is busy",
+        )
+        .with_detail(crate::error_chain(error))
+        .with_retry_after(Duration::from_secs(1)),
+        _ => Rejection::bad_gateway(crate::error_chain(error)),
     }
 }
 

@@ -21,6 +21,12 @@
 //! so a request written into an idle connection that the upstream had just closed (the close
 //! not yet seen) fails. Here an idempotent request without a body, sent on a connection that
 //! had been idle for a while, is sent again after such a failure (see [`Http1Pool::send`]).
+//!
+//! Another: a cap on the connections open at once ([`Http1Pool::with_limit`]). Without one, a
+//! burst of slow requests opens a connection per request, as many as clients care to send, and
+//! passes the whole burst to the upstream. At the cap a request waits for a connection to come
+//! back idle (or to close, making room for a new one) for a bounded time, then fails with
+//! [`PoolError::Saturated`]: HAProxy's server `maxconn` with its queue timeout.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -34,6 +40,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower::Service;
 
 /// Why a request got no response from the upstream.
@@ -45,6 +52,8 @@ pub enum PoolError {
     Handshake(#[source] hyper::Error),
     #[error("the upstream did not answer")]
     Send(#[source] hyper::Error),
+    #[error("all {max} connections to the upstream stayed busy for {waited:?}")]
+    Saturated { max: usize, waited: Duration },
 }
 
 /// HTTP/1.1 connections to one upstream. Cheap to clone: clones share the connections.
@@ -76,6 +85,19 @@ struct Shared<B> {
     idle_timeout: Duration,
     /// Oldest first: checkout pops the newest, expiry trims the front.
     idle: Mutex<Vec<Idle<B>>>,
+    /// `None`: connections are opened as requests need them, without a cap.
+    limit: Option<Limit>,
+    /// Told each time a connection comes back idle: a request waiting at the cap takes it.
+    returned: Notify,
+}
+
+/// The cap on open connections.
+struct Limit {
+    /// One permit per open connection, held by its task until the connection closes.
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// How long a request waits at the cap for a connection.
+    wait: Duration,
 }
 
 struct Idle<B> {
@@ -111,11 +133,42 @@ where
     /// once idle for `idle_timeout`. Must be called inside a Tokio runtime: a task closes
     /// expired connections while no request comes to do it.
     pub fn new(connector: HttpConnector, target: Uri, idle_timeout: Duration) -> Self {
+        Self::build(connector, target, idle_timeout, None)
+    }
+
+    /// Like [`new`](Self::new), keeping at most `max` connections open at once (at least
+    /// one). A request that finds all of them busy waits up to `wait` for one, then fails with
+    /// [`PoolError::Saturated`]. A connection handed to a WebSocket tunnel leaves the pool,
+    /// and no longer counts.
+    pub fn with_limit(
+        connector: HttpConnector,
+        target: Uri,
+        idle_timeout: Duration,
+        max: usize,
+        wait: Duration,
+    ) -> Self {
+        let max = max.max(1);
+        let limit = Limit {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            wait,
+        };
+        Self::build(connector, target, idle_timeout, Some(limit))
+    }
+
+    fn build(
+        connector: HttpConnector,
+        target: Uri,
+        idle_timeout: Duration,
+        limit: Option<Limit>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             connector,
             target,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            limit,
+            returned: Notify::new(),
         });
         spawn_expiry(Arc::downgrade(&shared), idle_timeout);
         Self { shared }
@@ -133,18 +186,37 @@ where
     ) -> impl Future<Output = Result<Response<PooledBody<B>>, PoolError>> + Send + 'static {
         let pool = self.clone();
         async move {
+            // When a request waiting at the cap gives up; set when it first waits.
+            let mut deadline = None;
             loop {
                 let (mut sender, reused, idle_for) = match pool.checkout() {
                     Some((sender, idle_for)) if sender.is_ready() => (sender, true, idle_for),
                     // Its response has ended but its connection task has not yet asked for the
                     // next request (it is woken and will), or the upstream closed it. Rare, as
-                    // is connecting (a connection per idle timeout and concurrency step): both
-                    // boxed, so their state does not enlarge every request's future.
+                    // are connecting (a connection per idle timeout and concurrency step) and
+                    // waiting at the cap: all boxed, so that their state does not enlarge every
+                    // request's future.
                     Some((sender, idle_for)) => match Box::pin(wait_ready(sender)).await {
                         Some(sender) => (sender, true, idle_for),
                         None => continue,
                     },
-                    None => (Box::pin(pool.connect()).await?, false, Duration::ZERO),
+                    None => {
+                        let permit = match pool.room() {
+                            Room::Unlimited => None,
+                            Room::Permit(permit) => Some(permit),
+                            Room::Full(limit) => {
+                                let deadline = *deadline.get_or_insert_with(|| {
+                                    tokio::time::Instant::now() + limit.wait
+                                });
+                                match Box::pin(pool.wait_at_cap(limit, deadline)).await? {
+                                    Some(permit) => Some(permit),
+                                    // A connection came back idle: take it, if no one else has.
+                                    None => continue,
+                                }
+                            }
+                        };
+                        (Box::pin(pool.connect(permit)).await?, false, Duration::ZERO)
+                    }
                 };
                 // A connection that sat idle may have been closed by the upstream (its
                 // keep-alive timeout, a restart) so recently that its task has not seen it yet:
@@ -204,7 +276,40 @@ where
         Some((idle.sender, idle_for))
     }
 
-    async fn connect(&self) -> Result<SendRequest<B>, PoolError> {
+    /// Whether a new connection may be opened now.
+    fn room(&self) -> Room<'_> {
+        match &self.shared.limit {
+            None => Room::Unlimited,
+            Some(limit) => match limit.permits.clone().try_acquire_owned() {
+                Ok(permit) => Room::Permit(permit),
+                Err(_) => Room::Full(limit),
+            },
+        }
+    }
+
+    /// Waits at the cap until a connection closes (the permit to open another) or comes back
+    /// idle (`None`: check it out), or until `deadline`.
+    async fn wait_at_cap(
+        &self,
+        limit: &Limit,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<OwnedSemaphorePermit>, PoolError> {
+        let saturated = || PoolError::Saturated {
+            max: limit.max,
+            waited: limit.wait,
+        };
+        tokio::select! {
+            permit = limit.permits.clone().acquire_owned() => permit.map(Some).map_err(|_| saturated()),
+            () = self.shared.returned.notified() => Ok(None),
+            () = tokio::time::sleep_until(deadline) => Err(saturated()),
+        }
+    }
+
+    /// Opens a connection; `permit` (with a cap) is held until the connection closes.
+    async fn connect(
+        &self,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<SendRequest<B>, PoolError> {
         let mut connector = self.shared.connector.clone();
         let io = connector
             .call(self.shared.target.clone())
@@ -215,9 +320,17 @@ where
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
+            drop(permit);
         });
         Ok(sender)
     }
+}
+
+/// What [`Http1Pool::room`] found.
+enum Room<'a> {
+    Unlimited,
+    Permit(OwnedSemaphorePermit),
+    Full(&'a Limit),
 }
 
 /// How long a connection must have been idle before an idempotent request sent on it keeps a
@@ -355,6 +468,7 @@ impl<B> Drop for PooledBody<B> {
                 sender,
                 since: Instant::now(),
             });
+            shared.returned.notify_one();
         }
     }
 }
@@ -574,6 +688,74 @@ mod tests {
             std::thread::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(20));
             assert_eq!(accepted.load(Ordering::SeqCst), round);
         }
+    }
+
+    fn limited(addr: SocketAddr, max: usize, wait: Duration) -> Http1Pool<Empty<Bytes>> {
+        let target = format!("http://{addr}/").parse().unwrap();
+        Http1Pool::with_limit(
+            HttpConnector::new(),
+            target,
+            Duration::from_secs(90),
+            max,
+            wait,
+        )
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_requests_wait_for_a_connection_to_come_back() {
+        let (addr, accepted) = upstream().await;
+        let pool = limited(addr, 2, Duration::from_secs(5));
+        let all: Vec<_> = (0..6)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { fetch(&pool, addr, "/slow").await })
+            })
+            .collect();
+        for done in all {
+            assert_eq!(done.await.unwrap(), "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(pool.idle_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_request_that_waits_too_long_is_refused() {
+        let (addr, accepted) = upstream().await;
+        let pool = limited(addr, 1, Duration::from_millis(50));
+        // Its body unread, the response keeps the one connection busy.
+        let busy = pool.send(get(addr, "/")).await.unwrap();
+        let started = Instant::now();
+        match pool.send(get(addr, "/")).await {
+            Err(PoolError::Saturated { max: 1, waited }) => {
+                assert_eq!(waited, Duration::from_millis(50))
+            }
+            other => panic!("expected Saturated, got {other:?}"),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(read(busy).await, "ok");
+        assert_eq!(fetch(&pool, addr, "/").await, "ok");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the connection came back"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_closed_connection_makes_room_for_a_new_one() {
+        let (addr, accepted) = upstream().await;
+        let pool = limited(addr, 1, Duration::from_secs(5));
+        let busy = pool.send(get(addr, "/big")).await.unwrap();
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { fetch(&pool, addr, "/").await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the one connection is busy");
+        // Dropped before its end: its connection closes rather than coming back.
+        drop(busy);
+        assert_eq!(waiting.await.unwrap(), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Correlation IDs and what error bodies look like.
 
-use portcullis::policy::Policy;
+use portcullis::policy::{Policy, UpstreamProtocol};
 
 use super::refusal_table;
 use crate::security_page::model::{Section, code, code_list, text};
@@ -48,6 +48,14 @@ pub fn section(policy: &Policy) -> Section {
     let mut gateway = vec![refusals::BAD_REQUEST, refusals::METHOD_NOT_ALLOWED];
     if policy.upstream.is_some() {
         gateway.push(refusals::UPSTREAM_UNAVAILABLE);
+        // Only HTTP/1.1 connections are capped: h2c multiplexes one.
+        if policy
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.protocol == UpstreamProtocol::Http1)
+        {
+            gateway.push(refusals::UPSTREAM_BUSY);
+        }
         gateway.push(refusals::UPSTREAM_TIMEOUT);
     }
     s.paragraph(vec![text("Besides the refusals listed in each section:")]);
