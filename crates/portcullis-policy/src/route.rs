@@ -92,23 +92,33 @@ impl PathPattern {
 
     /// Whether a normalised, decoded path matches this pattern.
     pub fn matches(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix('/') else {
+        let Some(mut rest) = path.as_bytes().strip_prefix(b"/") else {
             return false;
         };
         // Normalised paths have no empty segments but the one a trailing slash leaves, and a
         // trailing slash never changes the group: skipping empty segments covers both.
-        let mut parts = rest.split('/').filter(|part| !part.is_empty());
+        //
+        // Walked rather than split: every request is matched against the patterns in turn
+        // until one matches, and most patterns differ from the path in a literal segment. A
+        // literal is compared in place (no search for the next `/`), so a pattern is
+        // refused at the cost of a short comparison.
         for segment in &self.segments {
-            let Some(part) = parts.next() else {
-                return false;
-            };
-            if let PatternSegment::Literal(lit) = segment
-                && lit != part
-            {
+            rest = skip_slashes(rest);
+            if rest.is_empty() {
                 return false;
             }
+            rest = match segment {
+                PatternSegment::Literal(lit) => match rest.strip_prefix(lit.as_bytes()) {
+                    Some(after) if after.first().is_none_or(|&b| b == b'/') => after,
+                    _ => return false,
+                },
+                PatternSegment::Param => {
+                    let end = rest.iter().position(|&b| b == b'/');
+                    &rest[end.unwrap_or(rest.len())..]
+                }
+            };
         }
-        self.subtree || parts.next().is_none()
+        self.subtree || skip_slashes(rest).is_empty()
     }
 
     /// Whether every path `other` matches, this pattern matches too: `other` listed after this
@@ -135,6 +145,12 @@ impl PathPattern {
     }
 }
 
+/// `bytes` without its leading `/`s.
+fn skip_slashes(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b'/');
+    &bytes[start.unwrap_or(bytes.len())..]
+}
+
 impl fmt::Display for PathPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
@@ -145,6 +161,25 @@ impl fmt::Display for PathPattern {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// [`PathPattern::matches`] as first written: the reference the walk is checked against.
+    fn matches_by_splitting(pattern: &PathPattern, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = rest.split('/').filter(|part| !part.is_empty());
+        for segment in &pattern.segments {
+            let Some(part) = parts.next() else {
+                return false;
+            };
+            if let PatternSegment::Literal(lit) = segment
+                && lit != part
+            {
+                return false;
+            }
+        }
+        pattern.subtree || parts.next().is_none()
+    }
 
     fn p(s: &str) -> PathPattern {
         PathPattern::parse(s).unwrap()
@@ -267,6 +302,29 @@ mod tests {
             prop_assert!(pb.matches(&path));
             if pa.covers(&pb) {
                 prop_assert!(pa.matches(&path), "{pa} covers {pb} but not {path}");
+            }
+        }
+
+        /// The walk agrees with the plain reading: split on `/`, skip empty segments, compare.
+        #[test]
+        fn matching_agrees_with_splitting(
+            pattern in proptest::collection::vec(
+                prop_oneof!["[ab]{1,2}", Just("{x}".to_owned())], 0..4),
+            subtree in any::<bool>(),
+            path in "[ab/]{0,12}",
+        ) {
+            let source = format!(
+                "/{}{}",
+                pattern.join("/"),
+                if subtree { if pattern.is_empty() { "*" } else { "/*" } } else { "" }
+            );
+            let compiled = PathPattern::parse(&source).unwrap();
+            for path in [path.clone(), format!("/{path}")] {
+                prop_assert_eq!(
+                    compiled.matches(&path),
+                    matches_by_splitting(&compiled, &path),
+                    "{} against {}", source, path
+                );
             }
         }
 
