@@ -387,6 +387,29 @@ async fn h2c_upstreams_are_spoken_to_in_http2() {
 }
 
 #[tokio::test]
+async fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    let (_upstream, mut gw) =
+        common::gateway(&dev_policy("[server]\nshutdown-grace = \"20s\"\n")).await;
+    // Both clients keep their connection open, idle, after their request.
+    let h1 = Client::http1(gw.addr);
+    let h2 = Client::h2c(gw.addr);
+    assert_eq!(h1.get("/x").await.status, 200);
+    assert_eq!(h2.get("/x").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let code = tokio::task::spawn_blocking(move || gw.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle connections held the shutdown for {:?}",
+        started.elapsed()
+    );
+    drop((h1, h2));
+}
+
+#[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
     let (upstream, mut gw) = common::gateway(&dev_policy("")).await;
     let client = Client::http1(gw.addr);

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod cross_origin;
 mod error_chain;
 pub mod explain;
+mod graceful;
 mod identity;
 pub mod jwt_keys;
 pub mod key_admin;

@@ -1,7 +1,7 @@
 //! The gateway server: accept loop, HTTP/1.1 and h2c connections, WebSocket upgrades,
 //! graceful shutdown.
 //!
-//! Shutdown and WebSockets: hyper-util's `GracefulShutdown` watches connection futures, and an
+//! Shutdown and WebSockets: [`GracefulShutdown`] watches connection futures, and an
 //! HTTP/1.1 connection's future completes when it is upgraded: from then on the bytes belong to
 //! a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither counts nor
 //! signals. Left alone, a tunnel would either be cut the instant the process exits or, for a
@@ -21,11 +21,11 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_policy::Policy;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
+use crate::graceful::GracefulShutdown;
 use crate::jwt_keys::{self, JwtKeyError};
 use crate::key_store::{self, KeyStoreError, StoreVerifier};
 use crate::lockouts::{self, LockoutError};
