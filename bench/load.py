@@ -12,7 +12,7 @@ of `wrk --latency` and prints medians of same-round ratios. See bench/README.md.
 
 Targets:
   direct   wrk -> bench-upstream
-  bare     wrk -> bare-proxy (hyper-util server + legacy client, the gateway's runtime/pool)
+  bare     wrk -> bare-proxy (hyper-util server + the gateway's own upstream pool and runtime)
   floor    wrk -> floor-proxy: the bare proxy plus only the posture's fixed header work (correlation
            ID, the API key's hash and constant-time check, identity, forwarding and posture
            headers), precomputed and fused: a lower bound for any gateway with this posture
