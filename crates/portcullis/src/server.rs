@@ -1,9 +1,9 @@
 //! The gateway server: accept loop, HTTP/1.1 and h2c connections, WebSocket upgrades,
 //! graceful shutdown.
 //!
-//! Shutdown and WebSockets: [`GracefulShutdown`] watches connection futures, and an
-//! HTTP/1.1 connection's future completes when it is upgraded: from then on the bytes belong to
-//! a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither counts nor
+//! Shutdown and WebSockets: the server's `GracefulShutdown` (`graceful.rs`) watches connection
+//! futures, and an HTTP/1.1 connection's future completes when it is upgraded: from then on the
+//! bytes belong to a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither counts nor
 //! signals. Left alone, a tunnel would either be cut the instant the process exits or, for a
 //! library user whose runtime lives on, never be closed. So the server waits for in-flight
 //! connections *and* open tunnels during `shutdown-grace`, and then closes every tunnel that
