@@ -3,13 +3,13 @@
 //!
 //! Shutdown and WebSockets: the server's `GracefulShutdown` (`graceful.rs`) watches connection
 //! futures, and an HTTP/1.1 connection's future completes when it is upgraded: from then on the
-//! bytes belong to a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither counts nor
-//! signals. Left alone, a tunnel would either be cut the instant the process exits or, for a
-//! library user whose runtime lives on, never be closed. So the server waits for in-flight
-//! connections *and* open tunnels during `shutdown-grace`, and then closes every tunnel that
-//! is left. Tunnels get the grace period like any in-flight request (a message in transit, an
-//! upstream that is itself closing its sockets with a close frame), at the price of a shutdown
-//! that lasts the whole grace period while a socket stays open; they are never kept past it.
+//! bytes belong to a tunnel task (see [`crate::proxy::websocket`]) that `GracefulShutdown` neither
+//! counts nor signals. Left alone, a tunnel would either be cut the instant the process exits or,
+//! for a library user whose runtime lives on, never be closed. So the server waits for in-flight
+//! connections *and* open tunnels during `shutdown-grace`, and then closes every tunnel that is
+//! left. Tunnels get the grace period like any in-flight request (a message in transit, an upstream
+//! that is itself closing its sockets with a close frame), at the price of a shutdown that lasts
+//! the whole grace period while a socket stays open; they are never kept past it.
 
 use std::cell::RefCell;
 use std::future::Future;
