@@ -46,14 +46,10 @@ pub fn section(policy: &Policy) -> Section {
         )]
     });
     let mut gateway = vec![refusals::BAD_REQUEST, refusals::METHOD_NOT_ALLOWED];
-    if policy.upstream.is_some() {
+    if let Some(upstream) = &policy.upstream {
         gateway.push(refusals::UPSTREAM_UNAVAILABLE);
         // Only HTTP/1.1 connections are capped: h2c multiplexes one.
-        if policy
-            .upstream
-            .as_ref()
-            .is_some_and(|u| u.protocol == UpstreamProtocol::Http1)
-        {
+        if upstream.protocol == UpstreamProtocol::Http1 {
             gateway.push(refusals::UPSTREAM_BUSY);
         }
         gateway.push(refusals::UPSTREAM_TIMEOUT);
