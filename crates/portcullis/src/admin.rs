@@ -61,7 +61,6 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use portcullis_layers::rejection::ErrorDetail;
 use portcullis_policy::Policy;
 use portcullis_policy::auth::ApiKeySettings;
@@ -72,6 +71,7 @@ use tower::ServiceExt;
 pub use routes::ADMIN_ACTOR;
 pub use token::{AdminToken, MIN_PRODUCTION_LEN, TokenError, read as read_token};
 
+use crate::graceful::GracefulShutdown;
 use crate::key_store::{self, KeyStoreError};
 use crate::signing::{self, SigningError};
 use routes::AdminState;

@@ -1,5 +1,5 @@
-//! Graceful shutdown of the server's connections: told to finish their requests and close,
-//! then waited for.
+//! Graceful shutdown of a listener's connections (the gateway's and the admin API's): told to
+//! finish their requests and close, then waited for.
 //!
 //! As hyper-util's `GracefulShutdown` does it: each connection holds a receiver of a watch
 //! channel, the shutdown sends on it and then waits until every receiver is gone. One thing is
@@ -36,6 +36,21 @@ where
 {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         hyper_util::server::conn::auto::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, B, S, E> GracefulConnection for hyper_util::server::conn::auto::Connection<'_, I, S, E>
+where
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper_util::server::conn::auto::Connection::graceful_shutdown(self);
     }
 }
 
