@@ -46,6 +46,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use portcullis::layers::CorrelationId;
+use portcullis::layers::remove_headers::remove_all;
 use portcullis_bench::proxy::{self, Work};
 use portcullis_bench::{ArgError, flags, loopback_addr};
 use sha2::{Digest, Sha256};
@@ -203,9 +205,6 @@ impl Floor {
             }
         }
         floor.identity_names = floor.identity.iter().map(|(n, _)| n.clone()).collect();
-        if floor.accept.len() > 64 || floor.removed.len() > 64 || floor.identity.len() > 64 {
-            return Err("at most 64 names per list".into());
-        }
         if floor
             .routes
             .last()
@@ -229,24 +228,14 @@ impl Floor {
     }
 
     /// The caller's correlation ID when the first accepted header present is well-formed,
-    /// else a new UUID v4; the gateway's rule.
+    /// else a new UUID v4: the gateway's rule, by the gateway's own functions.
     fn correlation_id(&self, headers: &HeaderMap) -> HeaderValue {
-        let caller = self.accept.iter().find_map(|name| headers.get(name));
-        if let Some(value) = caller {
-            let bytes = value.as_bytes();
-            let ok = !bytes.is_empty()
-                && bytes.len() <= self.id_max_length
-                && bytes.iter().all(|b| {
-                    b.is_ascii_alphanumeric()
-                        || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'=' | b'/' | b'@')
-                });
-            if ok {
-                return value.clone();
-            }
-        }
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-        HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid"))
+        self.accept
+            .iter()
+            .find_map(|name| headers.get(name))
+            .and_then(|value| CorrelationId::from_caller(value, self.id_max_length))
+            .unwrap_or_else(CorrelationId::generate)
+            .into_header_value()
     }
 
     fn key_is_valid(&self, (key_id, key_hash): &(String, [u8; 32]), headers: &HeaderMap) -> bool {
@@ -256,22 +245,6 @@ impl Floor {
             .and_then(|v| v.strip_prefix("Bearer "))
             .and_then(parse_key)
             .is_some_and(|(id, hash)| id == key_id && bool::from(hash.ct_eq(key_hash)))
-    }
-}
-
-/// Removes each of `names` (at most 64, checked at start-up) present in `headers`, scanning
-/// the message's names once, as the gateway's `remove_headers::remove_all` does.
-fn remove_present(headers: &mut HeaderMap, names: &[HeaderName]) {
-    let mut present: u64 = 0;
-    for name in headers.keys() {
-        if let Some(i) = names.iter().position(|n| n == name) {
-            present |= 1 << i;
-        }
-    }
-    while present != 0 {
-        let i = present.trailing_zeros() as usize;
-        present &= present - 1;
-        headers.remove(&names[i]);
     }
 }
 
@@ -312,9 +285,9 @@ impl Work for Floor {
         }
         let id = self.correlation_id(&head.headers);
         let headers = &mut head.headers;
-        remove_present(headers, &self.accept);
+        remove_all(headers, &self.accept);
         if self.key.is_some() {
-            remove_present(headers, &self.identity_names);
+            remove_all(headers, &self.identity_names);
             for (name, value) in &self.identity {
                 headers.insert(name.clone(), value.clone());
             }
@@ -328,7 +301,7 @@ impl Work for Floor {
 
     fn response(&self, (id, route): Self::Carry, headers: &mut HeaderMap) {
         let route = &self.routes[route];
-        remove_present(headers, &self.removed);
+        remove_all(headers, &self.removed);
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -439,7 +412,7 @@ default - no-store
     #[test]
     fn removal_takes_only_the_listed_names() {
         let mut h = headers(&[("server", "x"), ("x-keep", "1"), ("x-powered-by", "y")]);
-        remove_present(
+        remove_all(
             &mut h,
             &[header::SERVER, HeaderName::from_static("x-powered-by")],
         );

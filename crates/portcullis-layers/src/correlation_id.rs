@@ -75,6 +75,10 @@ impl CorrelationId {
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
+
+    pub fn into_header_value(self) -> HeaderValue {
+        self.0
+    }
 }
 
 impl fmt::Debug for CorrelationId {
